@@ -1,0 +1,187 @@
+"""Rate RNN backend (PyTorch).
+
+    h[t+1] = α h[t] + (1-α) (W_rec f(h[t]) + W_in x[t] + b) + sqrt(2(1-α)) σ ξ[t]
+    y[t]   = W_out f(h[t+1]) + b_out,           α = 1 - dt/τ
+
+(Liu, Zhang & Liu, Eq. 1; noise scaling as in Song, Yang & Wang 2016, where the
+recurrent noise σ enters inside the (1-α) term as sqrt(2/(1-α)) σ ξ.)
+
+The one-step map ``rate_step`` is a pure function of (state, input, parameters):
+no in-place updates and no Python branching on tensor values, so it can be
+batched over an ensemble (leading dimensions broadcast through ``matmul``) and
+differentiated with ``torch.func.jvp`` for Lyapunov analysis.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from neuro.activations import activation
+from neuro.spec import NetworkSpec
+from neuro.trajectory import Trajectory
+from neuro.weights import Weights
+
+
+def _matvec(W: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``W v`` for batched row vectors: W ``[..., M, K]``, v ``[..., B, K]`` → ``[..., B, M]``."""
+    return torch.matmul(v, W.transpose(-1, -2))
+
+
+def _vec(b: torch.Tensor) -> torch.Tensor:
+    """A bias ``[..., N]`` broadcastable against ``[..., B, N]``."""
+    return b.unsqueeze(-2) if b.dim() > 1 else b
+
+
+def rate_step(h, x_drive, W_rec, alpha: float, f, noise=None, detach_recurrent: bool = False):
+    """One step of the rate RNN given the precomputed input drive ``W_in x + b``.
+
+    ``detach_recurrent`` cuts the gradient through ``f(h)`` in the recurrent input
+    only, keeping the leak path α·h: exactly e-prop's / RFLO's truncation
+    (Bellec et al. 2020; Murray 2019; Liu, Zhang & Liu Eq. 6).
+    """
+    r = f(h)
+    if detach_recurrent:
+        r = r.detach()
+    h_new = alpha * h + (1.0 - alpha) * (_matvec(W_rec, r) + x_drive)
+    if noise is not None:
+        h_new = h_new + noise
+    return h_new
+
+
+class _FeedbackReadout(torch.autograd.Function):
+    """``y = r W_outᵀ + b_out`` whose backward sends the error to ``r`` through a fixed
+    matrix ``B`` instead of ``W_outᵀ`` (feedback alignment); weight gradients exact."""
+
+    @staticmethod
+    def forward(ctx, r, W_out, b_out, B):
+        ctx.save_for_backward(r, B)
+        return _matvec(W_out, r) + _vec(b_out)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        r, B = ctx.saved_tensors
+        grad_r = torch.matmul(grad_y, B.transpose(-1, -2))
+        if B.dim() == 2:
+            gy, rr = grad_y.reshape(-1, grad_y.shape[-1]), r.reshape(-1, r.shape[-1])
+            grad_W, grad_b = gy.T @ rr, gy.sum(0)
+        else:  # ensemble: [..., E, B, ·] with weights [E, ·, ·]
+            grad_W = torch.einsum("...ebo,...ebn->eon", grad_y, r)
+            grad_b = torch.einsum("...ebo->eo", grad_y)
+        return grad_r, grad_W, grad_b, None
+
+
+class RateNetwork(torch.nn.Module):
+    """A compiled rate network.  Parameters hold raw values; ``effective()`` applies
+    the fixed sparsity masks and Dale signs, so both hold through any training."""
+
+    backend = "rate"
+
+    def __init__(self, spec: NetworkSpec, weights: Weights, dtype=torch.float32, device="cpu"):
+        super().__init__()
+        if spec.neuron.model != "rate":
+            raise ValueError(f"backend 'rate' needs populations[0].neuron.model = 'rate', got "
+                             f"{spec.neuron.model!r}; use backend='lif' for spiking neurons")
+        self.spec = spec
+        self.alpha = spec.alpha
+        self.f = activation(spec.neuron.activation)
+        self.noise_scale = math.sqrt(2.0 * (1.0 - self.alpha)) * spec.neuron.noise_std
+        self.dale = spec.dale.enabled
+        t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+        mag = (lambda a: np.abs(a)) if self.dale else (lambda a: a)
+        P = torch.nn.Parameter
+        self.W_in = P(t(mag(weights.W_in)), requires_grad=spec.input.trainable)
+        self.W_rec = P(t(mag(weights.W_rec)), requires_grad=spec.recurrent.trainable)
+        self.W_out = P(t(mag(weights.W_out)), requires_grad=spec.readout.trainable)
+        self.b = P(t(weights.b), requires_grad=spec.input.bias and spec.input.trainable)
+        self.b_out = P(t(weights.b_out), requires_grad=spec.readout.bias and spec.readout.trainable)
+        self.register_buffer("mask_in", t(weights.mask_in))
+        self.register_buffer("mask_rec", t(weights.mask_rec))
+        self.register_buffer("mask_out", t(weights.mask_out))
+        self.register_buffer("signs", None if weights.signs is None else t(weights.signs))
+        self.register_buffer("B", None if weights.B is None else t(weights.B))
+
+    # -- parameters ------------------------------------------------------------
+    def trainable(self) -> dict[str, torch.nn.Parameter]:
+        return {k: p for k, p in self.named_parameters() if p.requires_grad}
+
+    def effective(self) -> dict[str, torch.Tensor]:
+        """Signed, masked weights as the dynamics use them (differentiable in the raw ones)."""
+        if self.dale:
+            W_rec = self.W_rec.abs() * self.signs.unsqueeze(-2) * self.mask_rec
+            W_in, W_out = self.W_in.abs() * self.mask_in, self.W_out.abs() * self.mask_out
+        else:
+            W_rec, W_in, W_out = self.W_rec * self.mask_rec, self.W_in * self.mask_in, self.W_out * self.mask_out
+        return {"W_in": W_in, "W_rec": W_rec, "W_out": W_out, "b": self.b, "b_out": self.b_out}
+
+    def weights(self) -> Weights:
+        """The current effective weights as numpy arrays (to move to another backend)."""
+        e = {k: v.detach().cpu().double().numpy() for k, v in self.effective().items()}
+        n = lambda x: None if x is None else x.detach().cpu().double().numpy()
+        return Weights(W_in=e["W_in"], W_rec=e["W_rec"], W_out=e["W_out"], b=e["b"], b_out=e["b_out"],
+                       mask_in=n(self.mask_in), mask_rec=n(self.mask_rec), mask_out=n(self.mask_out),
+                       signs=n(self.signs), B=n(self.B))
+
+    @property
+    def n_hidden(self) -> int:
+        return self.W_rec.shape[-1]
+
+    # -- dynamics --------------------------------------------------------------
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        lead = self.W_rec.shape[:-2]
+        return torch.zeros(*lead, batch_size, self.n_hidden, dtype=self.W_rec.dtype, device=self.W_rec.device)
+
+    def step(self, h: torch.Tensor, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
+        """The noise-free one-step map ``h[t] → h[t+1]`` (for Lyapunov analysis)."""
+        p = self.effective() if params is None else params
+        drive = _matvec(p["W_in"], x) + _vec(p["b"])
+        return rate_step(h, drive, p["W_rec"], self.alpha, self.f)
+
+    def jacobian_vp(self, h: torch.Tensor, v: torch.Tensor, params: dict | None = None) -> torch.Tensor:
+        """Analytic ``J v`` with ``J = α I + (1-α) W_rec diag f'(h)``; v ``[..., B, N, k]``."""
+        p = self.effective() if params is None else params
+        with torch.enable_grad():
+            hh = h.detach().requires_grad_(True)
+            fprime = torch.autograd.grad(self.f(hh).sum(), hh, create_graph=False)[0]
+        return self.alpha * v + (1 - self.alpha) * torch.matmul(p["W_rec"].unsqueeze(-3), fprime.unsqueeze(-1) * v)
+
+    def readout(self, rates: torch.Tensor, params: dict | None = None, feedback: torch.Tensor | None = None):
+        p = self.effective() if params is None else params
+        if feedback is not None:
+            return _FeedbackReadout.apply(rates, p["W_out"], p["b_out"], feedback)
+        return _matvec(p["W_out"], rates) + _vec(p["b_out"])
+
+    def sample_noise(self, shape, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        if self.noise_scale == 0:
+            return None
+        return self.noise_scale * torch.randn(shape, generator=generator, dtype=self.W_rec.dtype,
+                                              device=self.W_rec.device)
+
+    def run(self, inputs: torch.Tensor, h0: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+            generator: torch.Generator | None = None, detach_recurrent: bool = False,
+            detach_every: int | None = None, feedback: torch.Tensor | None = None) -> Trajectory:
+        """Run on ``inputs [T, B, n_in]`` (ensembles: ``[T, E, B, n_in]``).
+
+        ``detach_recurrent``: e-prop truncation; ``detach_every=k``: truncated BPTT
+        (the state's graph is cut every k steps); ``feedback``: a fixed matrix that
+        replaces ``W_outᵀ`` in the backward pass of the readout.
+        """
+        inputs = inputs.to(dtype=self.W_rec.dtype, device=self.W_rec.device)
+        p = self.effective()
+        T, batch = inputs.shape[0], inputs.shape[-2]
+        h = self.initial_state(batch) if h0 is None else h0
+        if noise is None:
+            noise = self.sample_noise((T,) + tuple(h.shape), generator)
+        drive = _matvec(p["W_in"], inputs) + _vec(p["b"])
+        states = []
+        for t in range(T):
+            if detach_every and t % detach_every == 0:
+                h = h.detach()
+            h = rate_step(h, drive[t], p["W_rec"], self.alpha, self.f,
+                          None if noise is None else noise[t], detach_recurrent)
+            states.append(h)
+        states = torch.stack(states)
+        rates = self.f(states)
+        return Trajectory(states=states, rates=rates, outputs=self.readout(rates, p, feedback),
+                          extra={"noise": noise} if noise is not None else {})

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up neuro's environment in ./.venv (Python 3.11, CPU).
+#
+# Why two pip steps: lava-nc 0.10.0 declares Requires-Python <3.11 and pins
+# numpy<2, so pip refuses it in a normal dependency list.  We install every
+# other dependency (pinned to versions that co-install with lava) first, then
+# lava-nc alone with --no-deps --ignore-requires-python.  lava's one Python 3.11
+# incompatibility (mutable dataclass defaults) is patched when neuro imports it
+# (backends/lava.py), so the installed files stay untouched.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# torch is pinned: this version is a CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
+python -m pip install -q torch==2.13.0
+python -m pip install -q -e '.[dev]'
+python -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
+python -c "import neuro; print('neuro', neuro.__version__, 'installed in .venv')"

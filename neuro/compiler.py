@@ -1,0 +1,51 @@
+"""Backend choice happens once, here: ``compile(spec, backend, weights)`` and ``export``."""
+from __future__ import annotations
+
+import importlib
+
+from .spec import NetworkSpec, validate
+from .weights import Weights, init_weights
+
+# backend name -> (module, class); modules are imported lazily so that a missing
+# optional simulator only matters to the user who asks for it.
+BACKENDS = {
+    "rate": ("neuro.backends.rate", "RateNetwork"),
+    "lif": ("neuro.backends.lif", "LIFNetwork"),
+    "lava": ("neuro.backends.lava", "LavaNetwork"),
+}
+EXPORTERS = {
+    "nir": ("neuro.backends.nir", "export_nir"),
+    "brian2": ("neuro.backends.brian2", "export_brian2"),
+    "lava": ("neuro.backends.lava", "export_lava"),
+}
+
+
+def _load(table: dict, name: str, what: str):
+    if name not in table:
+        raise ValueError(f"{what} must be one of {sorted(table)}, got {name!r}")
+    module, attr = table[name]
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("neuro"):
+            raise NotImplementedError(f"{what} {name!r} is not implemented in this version of neuro") from None
+        raise ImportError(f"{what} {name!r} needs the package {e.name!r}; install it with `bash install.sh` "
+                          f"(or `pip install {e.name}`)") from None
+
+
+def compile(spec: NetworkSpec, backend: str = "rate", weights: Weights | None = None, seed: int = 0, **options):
+    """Turn (spec, weights) into a runnable model of the named backend.
+
+    Without ``weights`` they are drawn with ``init_weights(spec, seed)``.  ``options``
+    go to the backend (``dtype``, ``device`` …).
+    """
+    validate(spec)
+    cls = _load(BACKENDS, backend, "backend")
+    if weights is None:
+        weights = init_weights(spec, seed)
+    return cls(spec, weights, **options)
+
+
+def export(net, fmt: str, path=None, **options):
+    """Export a compiled network to another simulator or format (``nir``, ``brian2``, ``lava``)."""
+    return _load(EXPORTERS, fmt, "export format")(net, path, **options)

@@ -1,0 +1,42 @@
+"""Learning rules by name: ``neuro.rules.get("eprop")``.
+
+Gradient rules return ``{parameter name: gradient}`` from ``rule.gradients(net, batch, task)``;
+online rules implement ``rule.fit(net, task, …)``.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .base import GradientRule
+from .bptt import BPTT, TruncatedBPTT
+from .eprop import EProp
+
+# name -> "module:attribute" (lazy, so later rules can live in their own modules) or a class
+REGISTRY: dict = {
+    "bptt": BPTT,
+    "tbptt": TruncatedBPTT,
+    "eprop": EProp,
+    "rflo": EProp,   # equivalent to e-prop for the leaky rate RNN (Liu, Zhang & Liu, 2024)
+}
+
+
+def register(name: str, factory) -> None:
+    REGISTRY[name] = factory
+
+
+def get(name: str, **options):
+    """A rule by name with its options, e.g. ``get("tbptt", k=20)``, ``get("eprop", form="trace")``."""
+    if name not in REGISTRY:
+        raise ValueError(f"rule must be one of {sorted(REGISTRY)}, got {name!r}")
+    factory = REGISTRY[name]
+    if isinstance(factory, str):
+        module, attr = factory.split(":")
+        factory = getattr(importlib.import_module(module), attr)
+    return factory(**options)
+
+
+def names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+__all__ = ["GradientRule", "BPTT", "TruncatedBPTT", "EProp", "get", "register", "names"]

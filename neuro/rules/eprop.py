@@ -1,0 +1,94 @@
+"""e-prop (Bellec et al. 2020) = RFLO (Murray 2019) for the leaky rate RNN.
+
+Both truncate the exact (RTRL) gradient to its local terms (Liu, Zhang & Liu,
+Eq. 6): the influence of ``W_ij`` on ``h_i`` is followed only along unit i's own
+leak, ``∂h_i[t+1]/∂h_i[t] ≈ α``, never through other units (nor through the
+self-connection ``W_ii f'(h_i)``).  Two implementations, equal to float precision:
+
+* ``form="autograd"`` — the network runs with the recurrent input ``W_rec f(h).detach()``
+  while the leak path ``α h`` stays in the graph; reverse-mode autodiff then
+  yields exactly the truncated gradient (the ``hidden.detach()`` of the paper).
+* ``form="trace"`` — the explicit forward, online form a chip would run.  With
+  ``h_i[t+1] = α h_i[t] + (1-α)(Σ_j W_ij r_j[t] + Σ_k W^in_ik x_k[t] + b_i)`` the
+  eligibility trace ``e_ij[t] = ∂h_i[t+1]/∂W_ij|_local`` obeys
+  ``e_ij[t] = α e_ij[t-1] + (1-α) r_j[t]`` — it does not depend on i, so one
+  presynaptic trace per unit represents all ``e_ij`` exactly.  The learning
+  signal is ``L_i[t] = f'(h_i[t+1]) · (B ∂loss/∂y[t])_i`` with ``B = W_outᵀ`` or a fixed
+  random matrix (``feedback.kind = "random"``), and ``ΔW_ij`` accumulates
+  ``Σ_t L_i[t] e_ij[t]`` step by step.  Readout weights get their exact, local
+  gradient ``∂loss/∂y[t] · r[t]ᵀ``.
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import GradientRule, autograd_gradients, feedback_matrix
+
+
+class EProp(GradientRule):
+    name = "eprop"
+
+    def __init__(self, form: str = "autograd"):
+        if form not in ("autograd", "trace"):
+            raise ValueError(f"eprop form must be 'autograd' or 'trace', got {form!r}")
+        self.form = form
+
+    def loss_and_gradients(self, net, batch, task, generator=None):
+        if getattr(net, "backend", "rate") != "rate" and hasattr(net, "eprop_gradients"):
+            return net.eprop_gradients(batch, task, form=self.form, generator=generator)
+        if self.form == "autograd":
+            traj = net.run(batch.inputs, generator=generator, detach_recurrent=True, feedback=feedback_matrix(net))
+            loss = task.loss(traj.outputs, batch)
+            return loss, traj.outputs, autograd_gradients(loss.sum(), net)
+        return _trace_gradients(net, batch, task, generator)
+
+
+def _outer_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Σ_batch a_i b_j for ``a [..., B, I]``, ``b [..., B, J]`` → ``[..., I, J]``."""
+    return torch.matmul(a.transpose(-1, -2), b)
+
+
+def _trace_gradients(net, batch, task, generator=None):
+    alpha = net.alpha
+    inputs = batch.inputs.to(dtype=net.W_rec.dtype, device=net.W_rec.device)
+    p = net.effective()
+    with torch.no_grad():
+        traj = net.run(inputs, generator=generator)
+    states = traj.states
+    # scalar error signals at the readout: ∂loss/∂y[t]
+    y = traj.outputs.detach().requires_grad_(True)
+    loss = task.loss(y, batch)
+    dy = torch.autograd.grad(loss.sum(), y)[0]
+    with torch.no_grad():
+        rates = net.f(states)
+        with torch.enable_grad():
+            s = states.detach().requires_grad_(True)
+            fprime = torch.autograd.grad(net.f(s).sum(), s)[0]
+        B = feedback_matrix(net)
+        feedback = torch.matmul(dy, B.transpose(-1, -2)) if B is not None else torch.matmul(dy, p["W_out"])
+        learning_signal = fprime * feedback                      # L_i[t]
+        prev_rates = torch.cat([net.f(torch.zeros_like(states[:1])), rates[:-1]])   # r[t] = f(h[t]), h[0] = 0
+        e_rec = torch.zeros_like(states[0])                      # presynaptic traces (one per unit j)
+        e_in = torch.zeros_like(inputs[0].expand(*states.shape[1:-1], inputs.shape[-1]))
+        e_b = torch.zeros_like(states[0][..., :1])
+        g_rec = torch.zeros_like(p["W_rec"])
+        g_in = torch.zeros_like(p["W_in"])
+        g_b = torch.zeros_like(p["b"])
+        for t in range(states.shape[0]):                         # online: one pass forward in time
+            e_rec = alpha * e_rec + (1 - alpha) * prev_rates[t]
+            e_in = alpha * e_in + (1 - alpha) * inputs[t]
+            e_b = alpha * e_b + (1 - alpha)
+            g_rec = g_rec + _outer_sum(learning_signal[t], e_rec)
+            g_in = g_in + _outer_sum(learning_signal[t], e_in)
+            g_b = g_b + (learning_signal[t] * e_b).sum(-2)
+        flat = lambda a: a.movedim(0, -2).flatten(-3, -2)          # [..., T·B, ·]
+        g_out = _outer_sum(flat(dy), flat(rates))
+        g_bout = dy.sum(0).sum(-2)
+    effective_grads = {"W_rec": g_rec, "W_in": g_in, "b": g_b, "W_out": g_out, "b_out": g_bout}
+    # chain rule through masks and Dale signs to the raw parameters
+    params = net.trainable()
+    eff = net.effective()
+    keys = [k for k in params]
+    grads = torch.autograd.grad([eff[k] for k in keys], [params[k] for k in keys],
+                                grad_outputs=[effective_grads[k] for k in keys], allow_unused=True)
+    return loss, traj.outputs, {k: (torch.zeros_like(params[k]) if g is None else g) for k, g in zip(keys, grads)}

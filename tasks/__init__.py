@@ -1,0 +1,39 @@
+"""Tasks: ``neuro.tasks.get(name, **options)``; each gives ``batch(batch_size, seed)``."""
+from __future__ import annotations
+
+from .base import Batch, Task
+from .romo import Romo
+
+
+def _neurogym(factory_name):
+    def make(**kw):
+        from . import neurogym_tasks
+        return getattr(neurogym_tasks, factory_name)(**kw)
+    return make
+
+
+REGISTRY = {
+    "romo": Romo,
+    "2af": _neurogym("perceptual_decision_making"),
+    "dms": _neurogym("delay_match_sample"),
+    "context": _neurogym("context_decision_making"),
+}
+
+
+def register(name: str, factory) -> None:
+    """Add a task factory under ``name`` (used by later modules and by users)."""
+    REGISTRY[name] = factory
+
+
+def get(name: str, **options) -> Task:
+    """A task by name: ``romo``, ``2af``, ``dms``, ``context`` (options go to its constructor)."""
+    if name not in REGISTRY:
+        raise ValueError(f"task must be one of {sorted(REGISTRY)}, got {name!r}")
+    return REGISTRY[name](**options)
+
+
+def names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+__all__ = ["Batch", "Task", "Romo", "get", "register", "names"]
