@@ -146,6 +146,39 @@ class RateNetwork(torch.nn.Module):
             fprime = torch.autograd.grad(self.f(hh).sum(), hh, create_graph=False)[0]
         return self.alpha * v + (1 - self.alpha) * torch.matmul(p["W_rec"].unsqueeze(-3), fprime.unsqueeze(-1) * v)
 
+    # -- online protocol (FORCE, full-FORCE, reward-modulated Hebbian) ----------
+    def init_state(self, batch_size: int) -> torch.Tensor:
+        """The state an online rule carries from step to step (here: ``h``)."""
+        return self.initial_state(batch_size)
+
+    def advance(self, state: torch.Tensor, x: torch.Tensor, extra: torch.Tensor | None = None,
+                params: dict | None = None) -> torch.Tensor:
+        """One step; ``extra [.., B, N]`` is added to the recurrent input current
+        (``W_rec f(h) + W_in x + b + extra``), e.g. FORCE's output feedback ``W_fb z``."""
+        p = self.effective() if params is None else params
+        drive = _matvec(p["W_in"], x) + _vec(p["b"])
+        if extra is not None:
+            drive = drive + extra
+        return rate_step(state, drive, p["W_rec"], self.alpha, self.f)
+
+    def activity(self, state: torch.Tensor) -> torch.Tensor:
+        """What the readout reads from a state: ``f(h)``."""
+        return self.f(state)
+
+    def set_weight(self, name: str, value: torch.Tensor) -> None:
+        """Write an *effective* weight (``W_in``, ``W_rec``, ``W_out``, ``b``, ``b_out``);
+        masks and Dale signs are re-imposed (entries of the wrong sign become 0)."""
+        param = getattr(self, name)
+        value = torch.as_tensor(value, dtype=param.dtype, device=param.device)
+        mask = {"W_in": self.mask_in, "W_rec": self.mask_rec, "W_out": self.mask_out}.get(name)
+        if mask is not None:
+            value = value * mask
+        if self.dale and name in ("W_in", "W_rec", "W_out"):
+            sign = self.signs.unsqueeze(-2) if name == "W_rec" else 1.0
+            value = torch.clamp(value * sign, min=0.0)
+        with torch.no_grad():
+            param.copy_(value)
+
     def readout(self, rates: torch.Tensor, params: dict | None = None, feedback: torch.Tensor | None = None):
         p = self.effective() if params is None else params
         if feedback is not None:

@@ -5,11 +5,21 @@ from .base import Batch, Task
 from .romo import Romo
 
 
-def _neurogym(factory_name):
+def _lazy(module_name, factory_name):
     def make(**kw):
-        from . import neurogym_tasks
-        return getattr(neurogym_tasks, factory_name)(**kw)
+        import importlib
+        try:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+        except ModuleNotFoundError as e:
+            if e.name and e.name.startswith(__name__):
+                raise NotImplementedError(f"task {factory_name!r} is not implemented in this version") from None
+            raise
+        return getattr(module, factory_name)(**kw)
     return make
+
+
+def _neurogym(factory_name):
+    return _lazy("neurogym_tasks", factory_name)
 
 
 REGISTRY = {

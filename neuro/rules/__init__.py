@@ -17,6 +17,13 @@ REGISTRY: dict = {
     "tbptt": TruncatedBPTT,
     "eprop": EProp,
     "rflo": EProp,   # equivalent to e-prop for the leaky rate RNN (Liu, Zhang & Liu, 2024)
+    "modprop": "neuro.rules.modprop:ModProp",
+    "np": "neuro.rules.node_perturbation:NodePerturbation",
+    "es": "neuro.rules.evolution:EvolutionStrategies",
+    "force": "neuro.rules.force:FORCE",
+    "full_force": "neuro.rules.force:FullFORCE",
+    "reward_hebbian": "neuro.rules.reward_hebbian:RewardHebbian",
+    "reinforce": "neuro.rules.reinforce:Reinforce",
 }
 
 
@@ -31,7 +38,10 @@ def get(name: str, **options):
     factory = REGISTRY[name]
     if isinstance(factory, str):
         module, attr = factory.split(":")
-        factory = getattr(importlib.import_module(module), attr)
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ModuleNotFoundError, AttributeError):
+            raise NotImplementedError(f"rule {name!r} is not implemented in this version of neuro") from None
     return factory(**options)
 
 
