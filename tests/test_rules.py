@@ -1,0 +1,92 @@
+"""Gradient rules against oracles: BPTT = finite differences; e-prop autograd form = trace form."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import neuro
+
+
+def _net(seed=0, **changes):
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 10, **changes})
+    return neuro.compile(spec, "rate", neuro.init_weights(spec, seed), dtype=torch.float64)
+
+
+def _small_romo():
+    return neuro.tasks.get("romo", tau=100.0, dt=50.0)   # 56 steps
+
+
+def test_bptt_matches_central_finite_differences():
+    net = _net(1, **{"populations[0].neuron.activation": "tanh", "readout.bias": True, "dt": 50.0})
+    task = _small_romo()
+    batch = task.batch(3, seed=0, dtype=torch.float64)
+    grads = neuro.rules.get("bptt").gradients(net, batch, task)
+    rng = np.random.default_rng(0)
+    eps = 1e-6
+    for name, p in net.trainable().items():
+        for _ in range(4):
+            idx = tuple(rng.integers(s) for s in p.shape)
+            with torch.no_grad():
+                old = p[idx].item()
+                p[idx] = old + eps
+                up = task.loss(net.run(batch.inputs).outputs, batch).item()
+                p[idx] = old - eps
+                down = task.loss(net.run(batch.inputs).outputs, batch).item()
+                p[idx] = old
+            fd = (up - down) / (2 * eps)
+            assert abs(grads[name][idx].item() - fd) <= 1e-7 + 1e-5 * abs(fd), (name, idx)
+
+
+CASES = list(itertools.product([0, 1, 2], ["symmetric", "random"], [False, True]))
+
+
+@pytest.mark.parametrize("seed,feedback,dale", CASES)
+def test_eprop_autograd_form_equals_trace_form(seed, feedback, dale):
+    changes = {"feedback.kind": feedback, "dale.enabled": dale, "input.bias": True, "dt": 50.0,
+               "populations[0].neuron.activation": ["relu", "tanh", "softplus"][seed],
+               "recurrent.density": 0.6 if dale else 1.0, "recurrent.gain": [0.5, 1.0, 1.5][seed]}
+    net = _net(seed, **changes)
+    task = _small_romo()
+    batch = task.batch(4, seed=seed, dtype=torch.float64)
+    g_auto = neuro.rules.get("eprop", form="autograd").gradients(net, batch, task)
+    g_trace = neuro.rules.get("eprop", form="trace").gradients(net, batch, task)
+    assert g_auto.keys() == g_trace.keys()
+    for k in g_auto:
+        scale = g_auto[k].abs().max().item()
+        assert scale > 0, k
+        assert (g_auto[k] - g_trace[k]).abs().max().item() <= 1e-10 * max(1.0, scale), k
+
+
+def test_eprop_differs_from_bptt_only_in_recurrent_credit():
+    """e-prop is exact for the readout and truncates the rest: it must differ from BPTT in W_rec."""
+    net = _net(0, **{"dt": 50.0})
+    task = _small_romo()
+    batch = task.batch(4, seed=0, dtype=torch.float64)
+    g_bptt = neuro.rules.get("bptt").gradients(net, batch, task)
+    g_eprop = neuro.rules.get("eprop").gradients(net, batch, task)
+    torch.testing.assert_close(g_bptt["W_out"], g_eprop["W_out"], rtol=1e-12, atol=1e-14)
+    assert (g_bptt["W_rec"] - g_eprop["W_rec"]).abs().max() > 1e-6
+    cos = torch.nn.functional.cosine_similarity(g_bptt["W_rec"].flatten(), g_eprop["W_rec"].flatten(), dim=0)
+    assert cos > 0.1   # an approximation of the gradient, not noise
+
+
+def test_tbptt_with_full_window_is_bptt_and_shorter_window_is_not():
+    net = _net(2, **{"dt": 50.0})
+    task = _small_romo()
+    batch = task.batch(2, seed=1, dtype=torch.float64)
+    g = neuro.rules.get("bptt").gradients(net, batch, task)
+    g_full = neuro.rules.get("tbptt", k=10_000).gradients(net, batch, task)
+    g_short = neuro.rules.get("tbptt", k=5).gradients(net, batch, task)
+    for k in g:
+        torch.testing.assert_close(g[k], g_full[k], rtol=1e-12, atol=1e-14)
+    assert (g["W_rec"] - g_short["W_rec"]).abs().max() > 1e-8
+
+
+def test_unknown_rule_and_bad_options_are_clear():
+    with pytest.raises(ValueError, match="rule must be one of"):
+        neuro.rules.get("backprop")
+    with pytest.raises(ValueError, match="tbptt window k"):
+        neuro.rules.get("tbptt", k=0)
+    with pytest.raises(ValueError, match="eprop form"):
+        neuro.rules.get("eprop", form="fast")

@@ -1,0 +1,63 @@
+"""Tasks: structure of the trials they generate, and scores that are right on known outputs."""
+import numpy as np
+import pytest
+import torch
+
+import neuro
+
+
+def test_romo_trials_follow_schuessler_timing():
+    task = neuro.tasks.get("romo", dt=20.0, tau=100.0)
+    assert task.n_steps == 140          # (3 + 1 + 8 + 1 + 5 + 10) τ / dt
+    b = task.batch(64, seed=0)
+    f1, f2 = b.info["f1"], b.info["f2"]
+    assert np.all(np.abs(f1 - f2) >= 0.2) and np.all((0.5 <= f1) & (f1 <= 1.5))
+    x = b.inputs[:, :, 0].numpy()
+    np.testing.assert_allclose(x[15:20], np.broadcast_to(f1, (5, 64)))    # stimulus 1 at 3τ..4τ
+    assert np.all(x[:15] == 0)
+    for i in range(64):
+        window = b.info["decision"][:, i]
+        assert window.sum() == 50                                      # 10 τ
+        winner = 0 if f1[i] > f2[i] else 1
+        assert np.all(b.targets[window, i, winner].numpy() == 0.5)
+        assert np.all(b.targets[window, i, 1 - winner].numpy() == 0)
+        stim2_end = np.nonzero(x[:, i])[0].max() + 1
+        m = b.mask[:, i].numpy()
+        assert np.all(m[:stim2_end] == 1) and np.all(m[stim2_end:stim2_end + 25] == 0)   # delay unscored
+
+
+def test_romo_scores_perfect_and_wrong_outputs():
+    task = neuro.tasks.get("romo")
+    b = task.batch(16, seed=1)
+    assert task.accuracy(b.targets, b) == 1.0
+    assert task.accuracy(b.targets.flip(-1), b) == 0.0
+    assert task.loss(b.targets, b).item() == 0.0
+    assert task.normalized_accuracy(b.targets, b) == pytest.approx(1.0)
+    # predicting the targets' mean gives NMSE 1 -> normalized accuracy 0
+    mean = (b.targets * b.mask[..., None]).sum((0, 1)) / b.mask.sum()
+    assert task.normalized_accuracy(mean.expand_as(b.targets).clone(), b) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_batches_are_reproducible():
+    task = neuro.tasks.get("romo")
+    torch.testing.assert_close(task.batch(8, seed=3).inputs, task.batch(8, seed=3).inputs)
+    assert not torch.equal(task.batch(8, seed=3).inputs, task.batch(8, seed=4).inputs)
+
+
+@pytest.mark.parametrize("name,n_in,n_out,steps", [("2af", 3, 3, 110), ("dms", 3, 3, 160), ("context", 7, 3, 34)])
+def test_neurogym_adapters(name, n_in, n_out, steps):
+    task = neuro.tasks.get(name)
+    b = task.batch(6, seed=0)
+    assert b.inputs.shape == (steps, 6, n_in) and b.targets.shape == (steps, 6)
+    assert (task.n_inputs, task.n_outputs) == (n_in, n_out)
+    torch.testing.assert_close(b.inputs, task.batch(6, seed=0).inputs)
+    onehot = torch.nn.functional.one_hot(b.targets, n_out).float() * 50.0
+    assert task.accuracy(onehot, b) == 1.0
+    assert task.normalized_accuracy(onehot, b) == pytest.approx(1.0, abs=1e-6)
+    wrong = torch.roll(onehot, 1, dims=-1)
+    assert task.accuracy(wrong, b) == 0.0
+
+
+def test_unknown_task_is_clear():
+    with pytest.raises(ValueError, match="task must be one of"):
+        neuro.tasks.get("mnist")
