@@ -1,0 +1,75 @@
+"""Figures (matplotlib, Agg backend: works without a display)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _mean_std(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    n = min(len(c) for c in curves)
+    a = np.array([c[:n] for c in curves], dtype=float)
+    return a.mean(0), a.std(0)
+
+
+def learning_curves(panels: dict, path, title: str = "", ylabel: str = "loss", logy: bool = True,
+                    smooth: int = 10) -> Path:
+    """One panel per key of ``panels``; in each, one line per label (mean ± std over runs).
+
+    ``panels = {panel title: {line label: [curve of run 1, curve of run 2, …]}}``.
+    Curves are smoothed with a running mean of ``smooth`` iterations for legibility.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False)
+    colors = plt.cm.viridis(np.linspace(0.0, 0.9, max(len(v) for v in panels.values())))
+    for ax, (name, lines) in zip(axes[0], panels.items()):
+        for color, (label, curves) in zip(colors, lines.items()):
+            mean, std = _mean_std([_smooth(c, smooth) for c in curves])
+            x = np.arange(len(mean))
+            ax.plot(x, mean, color=color, label=label, lw=1.5)
+            ax.fill_between(x, np.maximum(mean - std, 1e-12) if logy else mean - std, mean + std,
+                            color=color, alpha=0.2, lw=0)
+        ax.set_title(name)
+        ax.set_xlabel("iteration")
+        if logy:
+            ax.set_yscale("log")
+        ax.legend(frameon=False, fontsize=8)
+    axes[0][0].set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def before_after(gains: list, panels: dict, path, ylabel: str) -> Path:
+    """Per panel: a value before and after training vs gain (mean ± std over runs)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False)
+    for ax, (name, (before, after)) in zip(axes[0], panels.items()):
+        for label, values, style in (("before training", before, "o-"), ("after training", after, "s-")):
+            m = np.array([np.mean(v) for v in values])
+            s = np.array([np.std(v) for v in values])
+            ax.errorbar(gains, m, yerr=s, fmt=style, capsize=3, label=label)
+        ax.axhline(0, color="gray", lw=0.8, ls="--")
+        ax.set_title(name)
+        ax.set_xlabel("initial gain g")
+        ax.legend(frameon=False, fontsize=8)
+    axes[0][0].set_ylabel(ylabel)
+    return _save(fig, path)
+
+
+def _smooth(c, n: int) -> np.ndarray:
+    c = np.asarray(c, dtype=float)
+    if n <= 1 or len(c) < n:
+        return c
+    return np.convolve(c, np.ones(n) / n, mode="valid")
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
