@@ -11,9 +11,13 @@ import numpy as np  # noqa: E402
 
 
 def _mean_std(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
-    n = min(len(c) for c in curves)
-    a = np.array([c[:n] for c in curves], dtype=float)
-    return a.mean(0), a.std(0)
+    """Mean ± std over runs; a run that stopped early (diverged) counts until it stopped."""
+    n = max(len(c) for c in curves)
+    a = np.full((len(curves), n), np.nan)
+    for i, c in enumerate(curves):
+        a[i, : len(c)] = c
+    with np.errstate(all="ignore"):
+        return np.nanmean(a, 0), np.nanstd(a, 0)
 
 
 def learning_curves(panels: dict, path, title: str = "", ylabel: str = "loss", logy: bool = True,

@@ -19,7 +19,12 @@ from .io import atomic_torch_save
 
 
 class TrainingError(RuntimeError):
-    """Training stopped (e.g. the loss became NaN/Inf); the message says where the last good weights are."""
+    """Training stopped (e.g. the loss became NaN/Inf); the message says where the last good weights are.
+    ``history`` holds the iterations that completed."""
+
+    def __init__(self, message: str, history: "History | None" = None):
+        super().__init__(message)
+        self.history = history
 
 
 @dataclass
@@ -115,7 +120,8 @@ def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: 
                 save(max(it - 1, 0))
             where = f"; the last good weights are restored in the model and saved to {ckpt}" if ckpt else ""
             raise TrainingError(f"loss or gradient became non-finite at iteration {it} "
-                                f"(loss={_scalar(loss)}, lr={lr}, rule={getattr(rule, 'name', rule)}){where}")
+                                f"(loss={_scalar(loss)}, lr={lr}, rule={getattr(rule, 'name', rule)}){where}",
+                                history)
         acc = task.accuracy(outputs, batch) if (it % eval_every == 0 or it == iterations - 1) else float("nan")
         history.append(it, _scalar(loss), acc)
         good = {k: p.detach().clone() for k, p in params.items()}

@@ -32,6 +32,7 @@ class Result:
     member: Member
     history: neuro.History
     net: object
+    diverged: bool = False      # the loss became non-finite; history stops there
 
     @property
     def lr(self) -> float:
@@ -45,11 +46,22 @@ def train_members(spec, task, rule: str, members: list[Member], iterations: int,
     bar = tqdm(members, desc=desc, disable=not progress, dynamic_ncols=True)
     for i, m in enumerate(bar):
         net = nets[i] if nets is not None else m.network(spec)
-        history = neuro.train(net, task, neuro.rules.get(rule), iterations=iterations, lr=m.lr,
-                              batch_size=batch_size, seed=m.seed, progress=False)
-        results.append(Result(m, history, net))
-        bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
+        try:
+            history = neuro.train(net, task, neuro.rules.get(rule), iterations=iterations, lr=m.lr,
+                                  batch_size=batch_size, seed=m.seed, progress=False)
+            results.append(Result(m, history, net))
+        except neuro.TrainingError as e:     # a diverging run is a result, not a crash of the study
+            results.append(Result(m, e.history, net, diverged=True))
+        if results[-1].history.loss:
+            bar.set_postfix(loss=f"{results[-1].history.loss[-1]:.4f}")
     return results
+
+
+def final_loss(result: Result, n: int = 20) -> float:
+    """Mean loss over the last ``n`` iterations (inf for a run that diverged)."""
+    if result.diverged or not result.history.loss:
+        return float("inf")
+    return float(sum(result.history.loss[-n:]) / len(result.history.loss[-n:]))
 
 
 def write_rows(path, rows: list[dict]) -> None:

@@ -122,7 +122,7 @@ def _select_lr(cfg, spec, task, rule, gain, progress) -> float:
     members = [common.Member(seed=10_000, lr=lr, overrides={"recurrent.gain": gain}) for lr in cfg.lrs]
     results = common.train_members(spec, task, rule, members, cfg.lr_select_iterations, cfg.batch_size,
                                    progress=progress, desc=f"lr search {task.name} {rule} g={gain}")
-    finals = [np.mean(r.history.loss[-20:]) for r in results]
+    finals = [common.final_loss(r) for r in results]
     return cfg.lrs[int(np.argmin(finals))]
 
 
@@ -158,7 +158,7 @@ def _flossing_comparison(cfg, base, curves, progress) -> dict:
 # -- tables --------------------------------------------------------------------
 
 def _final(results, n=20) -> np.ndarray:
-    return np.array([np.mean(r.history.loss[-n:]) for r in results])
+    return np.array([common.final_loss(r, n) for r in results])
 
 
 def _summary(curves) -> list[dict]:
