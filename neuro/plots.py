@@ -29,13 +29,23 @@ def learning_curves(panels: dict, path, title: str = "", ylabel: str = "loss", l
     """
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False)
     colors = plt.cm.viridis(np.linspace(0.0, 0.9, max(len(v) for v in panels.values())))
+    starts, lows = [], []
     for ax, (name, lines) in zip(axes[0], panels.items()):
         for color, (label, curves) in zip(colors, lines.items()):
             mean, std = _mean_std([_smooth(c, smooth) for c in curves])
             x = np.arange(len(mean))
             ax.plot(x, mean, color=color, label=label, lw=1.5)
-            ax.fill_between(x, np.maximum(mean - std, 1e-12) if logy else mean - std, mean + std,
-                            color=color, alpha=0.2, lw=0)
+            # on a log axis a band below zero is meaningless: keep its lower edge above mean/10
+            lower = np.maximum(mean - std, mean / 10) if logy else mean - std
+            ax.fill_between(x, lower, mean + std, color=color, alpha=0.2, lw=0)
+            starts.append(mean[0])
+            lows.append(np.nanmin(mean))
+    if logy and starts:
+        # a diverging run would squash every other curve: show the range the typical runs start in
+        top, bottom = 3 * np.nanmedian(starts), 0.5 * np.nanmin(lows)
+        if np.isfinite(top) and np.isfinite(bottom) and 0 < bottom < top:
+            for ax in axes[0]:
+                ax.set_ylim(bottom, top)
         ax.set_title(name)
         ax.set_xlabel("iteration")
         if logy:
