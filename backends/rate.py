@@ -202,9 +202,7 @@ class RateNetwork(torch.nn.Module):
     def jacobian_vp(self, h: torch.Tensor, v: torch.Tensor, params: dict | None = None) -> torch.Tensor:
         """Analytic ``J v`` with ``J = α I + (1-α) W_rec diag f'(h)``; v ``[..., B, N, k]``."""
         p = self.effective() if params is None else params
-        with torch.enable_grad():
-            hh = h.detach().requires_grad_(True)
-            fprime = torch.autograd.grad(self.f(hh).sum(), hh, create_graph=False)[0]
+        fprime = self.fprime(h)
         return self.alpha * v + (1 - self.alpha) * torch.matmul(p["W_rec"].unsqueeze(-3), fprime.unsqueeze(-1) * v)
 
     # -- online protocol (FORCE, full-FORCE, reward-modulated Hebbian) ----------
