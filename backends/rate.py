@@ -92,18 +92,22 @@ class _FusedRecurrence(torch.autograd.Function):
         lam = torch.empty_like(states)
         carry = torch.zeros_like(states[0])
         fps = None if fp is None else (1.0 - a) * fp
+        rates = ctx.f(prev)
+        batched = W.dim() > 2          # an ensemble: W [E, N, N]
+        grad_W = torch.zeros_like(W) if batched else None
         for t in range(T - 1, -1, -1):
             lam_t = torch.add(G[t], carry, out=lam[t])
+            if batched:               # Σ_t λ[t]ᵀ f(h[t]) per member, accumulated in place (no big copies)
+                grad_W.baddbmm_(lam_t.transpose(-1, -2), rates[t])
             if k and t % k == 0:          # the state entering step t was detached: no credit flows further back
                 carry = torch.zeros_like(carry)
             elif ctx.eprop:
                 carry = a * lam_t
             else:
                 carry = torch.addcmul(a * lam_t, fps[t], torch.matmul(lam_t, W))
-        if states.dim() == 3:     # Σ_t λ[t]ᵀ f(h[t]) as one [N, T·B] × [T·B, N] product (views, no copies)
-            grad_W = (1.0 - a) * torch.matmul(lam.flatten(0, 1).T, ctx.f(prev).flatten(0, 1))
-        else:                     # ensemble [T, E, B, N] with W [E, N, N]
-            grad_W = (1.0 - a) * torch.einsum("t...bi,t...bj->...ij", lam, ctx.f(prev))
+        if not batched:           # Σ_t λ[t]ᵀ f(h[t]) as one [N, T·B] × [T·B, N] product (views, no copies)
+            grad_W = torch.matmul(lam.flatten(0, -2).T, rates.flatten(0, -2))
+        grad_W = (1.0 - a) * grad_W
         grad_W = grad_W.sum_to_size(W.shape)
         grad_h0 = carry if ctx.needs_input_grad[2] else None
         return (1.0 - a) * lam, grad_W, grad_h0, None, None, None, None, None, None

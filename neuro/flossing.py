@@ -76,7 +76,7 @@ def floss(model, steps: int = 100, k: int | None = 16, local: bool = True, lr: f
     params = [p for p in model.trainable().values()]
     opt = torch.optim.Adam(params, lr=lr)
     history = {"loss": [], "max_exponent": []}
-    for it in tqdm(range(steps), disable=not progress, desc="flossing", leave=False):
+    for it in tqdm(range(steps), disable=not progress, desc="flossing", leave=False, mininterval=1.0):
         x = _inputs_for(inputs, it, batch_size, seed)
         loss, lam = flossing_loss(model, x, k=k, local=local, steps=T, batch_size=batch_size, warmup=warmup,
                                   seed=seed * 1_000_003 + it)

@@ -106,7 +106,7 @@ def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: 
 
     dtype = next(iter(params.values())).dtype if params else torch.float32
     bar = tqdm(range(start, iterations), desc=desc or f"{getattr(rule, 'name', 'rule')}", disable=not progress,
-               leave=False, dynamic_ncols=True)
+               leave=False, dynamic_ncols=True, mininterval=1.0)
     good = None
     for it in bar:
         batch = task.batch(batch_size, seed=(seed, it), dtype=dtype)

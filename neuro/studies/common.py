@@ -5,8 +5,6 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from tqdm.auto import tqdm
-
 import neuro
 from neuro.io import atomic_write_text
 
@@ -41,20 +39,15 @@ class Result:
 
 def train_members(spec, task, rule: str, members: list[Member], iterations: int, batch_size: int,
                   progress: bool = True, desc: str = "", nets=None) -> list[Result]:
-    """Train each member (from its own seed, or from the given ``nets``) with the named rule."""
-    results = []
-    bar = tqdm(members, desc=desc, disable=not progress, dynamic_ncols=True)
-    for i, m in enumerate(bar):
-        net = nets[i] if nets is not None else m.network(spec)
-        try:
-            history = neuro.train(net, task, neuro.rules.get(rule), iterations=iterations, lr=m.lr,
-                                  batch_size=batch_size, seed=m.seed, progress=False)
-            results.append(Result(m, history, net))
-        except neuro.TrainingError as e:     # a diverging run is a result, not a crash of the study
-            results.append(Result(m, e.history, net, diverged=True))
-        if results[-1].history.loss:
-            bar.set_postfix(loss=f"{results[-1].history.loss[-1]:.4f}")
-    return results
+    """Train the members as one batched ensemble (``neuro.ensemble``), each from its own seed
+    or from the given ``nets``; a member whose loss diverges is reported, not fatal."""
+    from neuro.ensemble import Member as EnsembleMember, train_ensemble
+    ens_members = [EnsembleMember(seed=m.seed, lr=m.lr, overrides=m.overrides,
+                                  weights=None if nets is None else nets[i].weights())
+                   for i, m in enumerate(members)]
+    res = train_ensemble(spec, task, rule, ens_members, iterations=iterations, batch_size=batch_size,
+                         progress=progress, desc=desc)
+    return [Result(m, res.histories[e], res.network(e), diverged=res.diverged[e]) for e, m in enumerate(members)]
 
 
 def final_loss(result: Result, n: int = 20) -> float:
