@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from neuro.activations import activation, derivative
+from neuro.connectivity import Connectivity
 from neuro.spec import NetworkSpec
 from neuro.trajectory import Trajectory
 from neuro.weights import Weights
@@ -135,62 +135,21 @@ class _FeedbackReadout(torch.autograd.Function):
         return grad_r, grad_W, grad_b, None
 
 
-class RateNetwork(torch.nn.Module):
-    """A compiled rate network.  Parameters hold raw values; ``effective()`` applies
-    the fixed sparsity masks and Dale signs, so both hold through any training."""
+class RateNetwork(Connectivity):
+    """A compiled rate network (connectivity, masks and Dale signs: ``neuro.connectivity``)."""
 
     backend = "rate"
 
     def __init__(self, spec: NetworkSpec, weights: Weights, dtype=torch.float32, device="cpu"):
-        super().__init__()
         if spec.neuron.model != "rate":
             raise ValueError(f"backend 'rate' needs populations[0].neuron.model = 'rate', got "
                              f"{spec.neuron.model!r}; use backend='lif' for spiking neurons")
-        self.spec = spec
+        super().__init__(spec, weights, dtype, device)
         self.alpha = spec.alpha
         self.f = activation(spec.neuron.activation)
         self.fprime = derivative(spec.neuron.activation)
         self.fused = True   # hand-written backward for run(); False = plain autograd through rate_step
         self.noise_scale = math.sqrt(2.0 * (1.0 - self.alpha)) * spec.neuron.noise_std
-        self.dale = spec.dale.enabled
-        t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
-        mag = (lambda a: np.abs(a)) if self.dale else (lambda a: a)
-        P = torch.nn.Parameter
-        self.W_in = P(t(mag(weights.W_in)), requires_grad=spec.input.trainable)
-        self.W_rec = P(t(mag(weights.W_rec)), requires_grad=spec.recurrent.trainable)
-        self.W_out = P(t(mag(weights.W_out)), requires_grad=spec.readout.trainable)
-        self.b = P(t(weights.b), requires_grad=spec.input.bias and spec.input.trainable)
-        self.b_out = P(t(weights.b_out), requires_grad=spec.readout.bias and spec.readout.trainable)
-        self.register_buffer("mask_in", t(weights.mask_in))
-        self.register_buffer("mask_rec", t(weights.mask_rec))
-        self.register_buffer("mask_out", t(weights.mask_out))
-        self.register_buffer("signs", None if weights.signs is None else t(weights.signs))
-        self.register_buffer("B", None if weights.B is None else t(weights.B))
-
-    # -- parameters ------------------------------------------------------------
-    def trainable(self) -> dict[str, torch.nn.Parameter]:
-        return {k: p for k, p in self.named_parameters() if p.requires_grad}
-
-    def effective(self) -> dict[str, torch.Tensor]:
-        """Signed, masked weights as the dynamics use them (differentiable in the raw ones)."""
-        if self.dale:
-            W_rec = self.W_rec.abs() * self.signs.unsqueeze(-2) * self.mask_rec
-            W_in, W_out = self.W_in.abs() * self.mask_in, self.W_out.abs() * self.mask_out
-        else:
-            W_rec, W_in, W_out = self.W_rec * self.mask_rec, self.W_in * self.mask_in, self.W_out * self.mask_out
-        return {"W_in": W_in, "W_rec": W_rec, "W_out": W_out, "b": self.b, "b_out": self.b_out}
-
-    def weights(self) -> Weights:
-        """The current effective weights as numpy arrays (to move to another backend)."""
-        e = {k: v.detach().cpu().double().numpy() for k, v in self.effective().items()}
-        n = lambda x: None if x is None else x.detach().cpu().double().numpy()
-        return Weights(W_in=e["W_in"], W_rec=e["W_rec"], W_out=e["W_out"], b=e["b"], b_out=e["b_out"],
-                       mask_in=n(self.mask_in), mask_rec=n(self.mask_rec), mask_out=n(self.mask_out),
-                       signs=n(self.signs), B=n(self.B))
-
-    @property
-    def n_hidden(self) -> int:
-        return self.W_rec.shape[-1]
 
     # -- dynamics --------------------------------------------------------------
     def initial_state(self, batch_size: int) -> torch.Tensor:
@@ -227,20 +186,6 @@ class RateNetwork(torch.nn.Module):
     def activity(self, state: torch.Tensor) -> torch.Tensor:
         """What the readout reads from a state: ``f(h)``."""
         return self.f(state)
-
-    def set_weight(self, name: str, value: torch.Tensor) -> None:
-        """Write an *effective* weight (``W_in``, ``W_rec``, ``W_out``, ``b``, ``b_out``);
-        masks and Dale signs are re-imposed (entries of the wrong sign become 0)."""
-        param = getattr(self, name)
-        value = torch.as_tensor(value, dtype=param.dtype, device=param.device)
-        mask = {"W_in": self.mask_in, "W_rec": self.mask_rec, "W_out": self.mask_out}.get(name)
-        if mask is not None:
-            value = value * mask
-        if self.dale and name in ("W_in", "W_rec", "W_out"):
-            sign = self.signs.unsqueeze(-2) if name == "W_rec" else 1.0
-            value = torch.clamp(value * sign, min=0.0)
-        with torch.no_grad():
-            param.copy_(value)
 
     def readout(self, rates: torch.Tensor, params: dict | None = None, feedback: torch.Tensor | None = None):
         p = self.effective() if params is None else params

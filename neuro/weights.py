@@ -115,9 +115,17 @@ def init_weights(spec: NetworkSpec, seed: int = 0) -> Weights:
         W_out = np.abs(W_out)
         mask_out = mask_out * (signs > 0)[None, :]  # only excitatory units project out (Song et al.)
 
+    extra = {}
+    if spec.neuron.model == "lif" and spec.neuron.tau_syn_slow > 0:
+        # the slow recurrent current of DePasquale et al. 2016: its own draw, the recurrent mask and signs
+        W_slow = _draw(rng, spec.recurrent, (n, n))
+        if signs is not None:
+            W_slow = np.abs(W_slow) * balance[None, :] * signs[None, :]
+        extra["W_slow"] = W_slow * mask_rec
+
     B = None
     if spec.feedback.kind == "random":
         B = rng.normal(0.0, spec.feedback.gain / np.sqrt(n_out), size=(n, n_out))
 
     return Weights(W_in=W_in * mask_in, W_rec=W_rec * mask_rec, W_out=W_out * mask_out, b=b, b_out=b_out,
-                   mask_in=mask_in, mask_rec=mask_rec, mask_out=mask_out, signs=signs, B=B)
+                   mask_in=mask_in, mask_rec=mask_rec, mask_out=mask_out, signs=signs, B=B, extra=extra)
