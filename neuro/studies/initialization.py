@@ -40,7 +40,7 @@ class Config:
     rules: list = field(default_factory=lambda: ["bptt", "eprop"])
     lrs: list = field(default_factory=lambda: [1e-4, 3e-4, 1e-3, 3e-3])
     seeds: int = 5
-    iterations: int = 1500
+    iterations: int = 2000
     lr_select_iterations: int = 300      # lr grid search: one seed, this many iterations
     batch_size: int = 32
     n_hidden: int = 64
