@@ -30,7 +30,6 @@ modes give the same gradient; they differ for smooth f such as tanh.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -49,7 +48,8 @@ def flossing_loss(model, inputs=None, k: int | None = 16, local: bool = True, st
     driven by ``inputs [T, B, n_in]`` (or autonomous for ``steps`` steps), mean over the B
     trajectories.  The gradient flows to the tensors of ``model.effective()``, hence to its
     parameters; ``local`` as in the module docstring.  With ``return_exponents`` also returns
-    the (unsorted) exponents ``λ [..., B, k]`` per time step."""
+    the (unsorted) exponents ``λ [..., B, k]`` per time step.  Warm-up steps stay in the graph
+    (they shape Q and, with ``local=False``, the states).  Ensemble members' losses add."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if not hasattr(model, "effective"):
@@ -79,6 +79,10 @@ def _draw_inputs(inputs, it: int, batch_size: int, seed: int, T, dtype):
     return inputs if T is None else inputs[:T]
 
 
+def _scalar_or_array(t: torch.Tensor):
+    return float(t) if t.dim() == 0 else t.cpu().numpy()
+
+
 def floss(model, steps: int = 100, k: int | None = 16, local: bool = True, lr: float = 1e-3, inputs=None,
           T: int | None = None, batch_size: int = 8, warmup: int = 0, seed: int = 0, reduction: str = "sum",
           progress: bool = True) -> dict:
@@ -90,7 +94,8 @@ def floss(model, steps: int = 100, k: int | None = 16, local: bool = True, lr: f
         ``T`` steps, default 100, from ``batch_size`` random states).  ``T`` also cuts given
         or drawn inputs to their first T steps.
     Returns ``{"loss": [...], "max_exponent": [...]}`` per step (before that step's update;
-    the max exponent per time step, batch mean).
+    the max exponent per time step, batch mean); for an ensemble model each entry is an
+    array over its members, which are flossed independently (their losses add).
     """
     steps = _check_int("flossing steps", steps, 0)
     if not (isinstance(lr, (int, float)) and lr > 0):
@@ -112,10 +117,12 @@ def floss(model, steps: int = 100, k: int | None = 16, local: bool = True, lr: f
         for p, g in zip(params, grads):
             p.grad = g
         opt.step()
-        history["loss"].append(float(loss.detach()))
-        history["max_exponent"].append(float(lam.detach().max(-1).values.mean()))
-        if not np.isfinite(history["loss"][-1]):
-            raise FloatingPointError(f"flossing diverged at step {it} (loss {history['loss'][-1]}); lower lr")
+        lam = lam.detach()
+        per_member = ((lam ** 2).sum(-1) if reduction == "sum" else (lam ** 2).mean(-1)).mean(-1)
+        history["loss"].append(_scalar_or_array(per_member))
+        history["max_exponent"].append(_scalar_or_array(lam.max(-1).values.mean(-1)))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"flossing diverged at step {it} (loss {float(loss)}); lower lr")
     for p in params:
         p.grad = None
     return history

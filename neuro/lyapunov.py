@@ -184,13 +184,15 @@ def prepare(m: BoundMap, inputs, steps, batch_size, h0, k, seed):
             raise ValueError("steps must be an integer >= 1 for an autonomous spectrum (no inputs given)")
     batch_size = _check_int("batch_size", batch_size, 1)
     k = m.n if k is None else _check_int("k", k, 1, m.n)
+    # random states and tangent vectors are drawn per trajectory [B, ...] and shared by ensemble
+    # members, so a member's spectrum equals that of the same network alone
     if h0 is None:
         if inputs is not None and hasattr(m.model, "initial_state"):
             h0 = m.model.initial_state(batch_size)
+        elif inputs is not None:
+            h0 = torch.zeros(batch_size, m.n)
         else:
-            lead = tuple(m.model.initial_state(1).shape[:-2]) if hasattr(m.model, "initial_state") else ()
-            shape = lead + (batch_size, m.n)
-            h0 = torch.zeros(shape) if inputs is not None else torch.randn(shape, generator=gen, dtype=torch.float64)
+            h0 = torch.randn(batch_size, m.n, generator=gen, dtype=torch.float64)
     h0 = torch.as_tensor(h0).to(dtype=m.dtype, device=m.device)
     if h0.dim() == 1:
         h0 = h0.unsqueeze(0)
@@ -200,8 +202,8 @@ def prepare(m: BoundMap, inputs, steps, batch_size, h0, k, seed):
         x0 = inputs[0] if inputs is not None else m.zero_input(h0)
         shape = torch.broadcast_shapes(h0.shape, m.step(h0, x0).shape)
     h0 = h0.expand(shape).clone()
-    Q = torch.linalg.qr(torch.randn(shape + (k,), generator=gen, dtype=torch.float64))[0]
-    return inputs, T, h0, Q.to(dtype=m.dtype, device=m.device)
+    Q = torch.linalg.qr(torch.randn(shape[-2:] + (k,), generator=gen, dtype=torch.float64))[0]
+    return inputs, T, h0, Q.to(dtype=m.dtype, device=m.device).expand(shape + (k,)).clone()
 
 
 def _log_growth(V):
@@ -218,8 +220,9 @@ def tangent_dynamics(m: BoundMap, inputs, T, h, Q, warmup=0, reortho_every=1, de
     logs = torch.zeros(Q.shape[:-2] + Q.shape[-1:], dtype=Q.dtype, device=Q.device)
     running, running_steps = [], []
     counted = 0
+    zero = m.zero_input(h) if inputs is None else None
     for t in tqdm(range(T), disable=not progress, desc="Lyapunov", leave=False, mininterval=1.0):
-        x = inputs[t] if inputs is not None else m.zero_input(h)
+        x = inputs[t] if inputs is not None else zero
         Q = m.jvp(h, x, Q)
         if detach_states:
             with torch.no_grad():
@@ -233,8 +236,8 @@ def tangent_dynamics(m: BoundMap, inputs, T, h, Q, warmup=0, reortho_every=1, de
             Q, growth = _log_growth(Q)
             logs = logs + growth
             counted = t + 1 - warmup
-            if record:
-                running.append((logs.detach() / counted).mean(-2))
+            if record:      # Σ log|R_ii| so far; the running means are taken once at the end
+                running.append(logs.detach())
                 running_steps.append(counted)
     return logs, counted, running, running_steps
 
@@ -273,9 +276,11 @@ def lyapunov_spectrum(model, inputs=None, k: int | None = None, warmup: int = 0,
         logs, counted, running, running_steps = tangent_dynamics(m, inputs, T, h, Q, warmup, reortho_every,
                                                                  record=True, progress=progress)
     per_traj = _sorted_desc((logs / counted).cpu().double().numpy())
-    return LyapunovResult(exponents=per_traj.mean(-2), per_trajectory=per_traj,
-                          running=_sorted_desc(torch.stack(running).cpu().double().numpy()),
-                          running_steps=np.array(running_steps), dt=m.dt)
+    running_steps = np.array(running_steps)
+    running = torch.stack(running).cpu().double().numpy()
+    running = _sorted_desc(running / running_steps.reshape((-1,) + (1,) * (running.ndim - 1))).mean(-2)
+    return LyapunovResult(exponents=per_traj.mean(-2), per_trajectory=per_traj, running=running,
+                          running_steps=running_steps, dt=m.dt)
 
 
 def dense_jacobian_spectrum(model, inputs=None, k: int | None = None, steps: int | None = None,

@@ -149,3 +149,18 @@ def test_flossing_as_a_regularizer_adds_to_the_task_gradient_every_n_iterations(
     torch.testing.assert_close(second["W_rec"], plain["W_rec"])
     torch.testing.assert_close(third["W_rec"], first["W_rec"])
     torch.testing.assert_close(first["W_out"], plain["W_out"])
+
+
+def test_flossing_an_ensemble_equals_flossing_each_member_alone():
+    from neuro.ensemble import Ensemble
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 12,
+                                                     "populations[0].neuron.activation": "tanh"})
+    ens = Ensemble(spec, [{"seed": 0, "overrides": {"recurrent.gain": 0.2}},
+                          {"seed": 1, "overrides": {"recurrent.gain": 1.5}}], dtype=torch.float64)
+    alone = [ens.network(e) for e in range(2)]
+    kwargs = dict(steps=4, k=3, lr=1e-2, inputs=neuro.tasks.get("romo"), T=30, batch_size=2, progress=False)
+    hist = floss(ens.net, **kwargs)
+    for e, net in enumerate(alone):
+        floss(net, **kwargs)
+        torch.testing.assert_close(ens.net.W_rec[e], net.W_rec, rtol=1e-9, atol=1e-12)
+    assert len(hist["loss"]) == 4 and hist["loss"][0].shape == (2,)

@@ -35,6 +35,7 @@ def test_running_estimate_converges_as_1_over_T():
     res = lyapunov_spectrum(LinearMap(A), steps=1600, k=3)
     err = np.abs(res.running - _log_moduli(A, 3)).max(-1)
     assert res.running.shape == (1600, 3) and res.running_steps[-1] == 1600
+    np.testing.assert_allclose(res.running[-1], res.exponents, rtol=1e-12)
     t = res.running_steps
     # T·error stays bounded (the error is a boundary term over T)
     assert (err[t >= 100] * t[t >= 100]).max() < 3 * (err[t == 100] * 100).item() + 1.0
@@ -156,3 +157,18 @@ def test_bad_arguments_are_clear():
         lyapunov_spectrum(net, inputs=torch.zeros(10, 1))
     with pytest.raises(ValueError, match="needs h0"):
         lyapunov_spectrum(lambda h: h, steps=10)
+
+
+def test_rate_ensemble_member_spectra_equal_each_network_alone():
+    from neuro.ensemble import Ensemble
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 16,
+                                                     "populations[0].neuron.activation": "tanh"})
+    ens = Ensemble(spec, [{"seed": 0, "overrides": {"recurrent.gain": 0.5}},
+                          {"seed": 1, "overrides": {"recurrent.gain": 2.0}}], dtype=torch.float64)
+    x = neuro.tasks.get("romo").batch(3, seed=0, dtype=torch.float64).inputs[:60]
+    for kwargs in ({"inputs": x}, {"steps": 60, "batch_size": 3}):
+        together = lyapunov_spectrum(ens.net, k=4, **kwargs)
+        assert together.per_trajectory.shape == (2, 3, 4)
+        for e in range(2):
+            alone = lyapunov_spectrum(ens.network(e), k=4, **kwargs)
+            np.testing.assert_allclose(together.exponents[e], alone.exponents, rtol=1e-10, atol=1e-12)
