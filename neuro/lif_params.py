@@ -46,5 +46,7 @@ def decay(tau: float, dt: float) -> float:
 def lif_constants(neuron, dt: float) -> LIFConstants:
     """Decay constants of a spec's ``NeuronSpec`` (model ``lif``) at step ``dt`` (ms)."""
     return LIFConstants(du=decay(neuron.tau_syn, dt), dv=decay(neuron.tau_mem, dt),
-                        du_slow=decay(neuron.tau_syn_slow, dt), d_readout=decay(neuron.tau_readout, dt),
+                        du_slow=decay(neuron.tau_syn_slow, dt),
+                        # tau_readout = 0: the readout reads the spikes themselves (r = s)
+                        d_readout=1.0 if neuron.tau_readout == 0 else decay(neuron.tau_readout, dt),
                         refractory_steps=int(round(neuron.refractory / dt)))

@@ -49,7 +49,7 @@ class NeuronSpec:
     refractory: float = 0.0         # ms
     surrogate: str = "fast_sigmoid"
     surrogate_slope: float = 25.0
-    tau_readout: float = 20.0       # ms, exponential filter of spikes for the readout
+    tau_readout: float = 20.0       # ms, exponential filter of spikes for the readout; 0 = raw spikes
 
 
 @dataclass
@@ -163,7 +163,9 @@ def _validate_neuron(n: NeuronSpec, name: str, dt: float) -> None:
     if n.model == "rate":
         _check(_finite(n.tau) and n.tau >= dt, f"{name}.tau", f"a number >= dt = {dt} ms (so 0 <= α < 1)", n.tau)
         return
-    for t in ("tau_mem", "tau_syn", "tau_readout"):
+    _check(n.tau_readout == 0 or (_finite(n.tau_readout) and n.tau_readout >= dt), f"{name}.tau_readout",
+           f"0 (read the spikes themselves) or a number >= dt = {dt} ms", n.tau_readout)
+    for t in ("tau_mem", "tau_syn"):
         v = getattr(n, t)
         _check(_finite(v) and v >= dt, f"{name}.{t}", f"a number >= dt = {dt} ms", v)
     _check(n.tau_syn_slow == 0 or (_finite(n.tau_syn_slow) and n.tau_syn_slow >= dt),
