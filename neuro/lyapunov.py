@@ -121,7 +121,7 @@ class BoundMap:
                 raise ValueError("a plain callable map needs h0 (its initial state [B, N]) to know its size")
             model = _CallableModel(model, torch.as_tensor(h0).shape[-1])
         self.model = model
-        self.n = int(model.n_hidden)
+        self.n = int(getattr(model, "state_size", model.n_hidden))   # LIF: the packed [u, v(, u_s)] state
         self.has_params = hasattr(model, "effective")
         if self.has_params and params is None:
             params = model.effective()

@@ -189,10 +189,13 @@ def test_far_below_threshold_the_surrogate_spectrum_is_the_decay_exponents():
     spec = lif_spec(**{"populations[0].size": 8, "populations[0].neuron.v_th": 1e6,
                        "populations[0].neuron.surrogate_slope": 1e3})
     net = neuro.compile(spec, "lif", dtype=torch.float64)
-    res = neuro.lyapunov_spectrum(net, steps=400, k=16)
+    res = neuro.lyapunov_spectrum(net, steps=4000, warmup=500, k=16)
     c = net.c
     expected = np.sort([math.log(1 - c.du)] * 8 + [math.log(1 - c.dv)] * 8)[::-1]
-    np.testing.assert_allclose(res.exponents, expected, atol=1e-6)
+    # J = [[(1-du) I, 0], [(1-du) I, (1-dv) I]] is non-normal with repeated eigenvalues: the QR
+    # estimate converges like log(T)/T, so the tolerance is a few 1e-3 at T = 3500
+    np.testing.assert_allclose(res.exponents, expected, atol=3e-3)
+    assert abs(res.exponents.sum() - expected.sum()) < 1e-9     # the sum (log det) is exact at any T
 
 
 def test_same_weights_start_a_rate_and_a_spiking_network():
