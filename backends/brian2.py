@@ -71,9 +71,14 @@ class Brian2Model:
         objects += [spikes, volt, filt]
         return b2.Network(*objects), spikes, volt, filt
 
+    def set_codegen(self):
+        """Select this model's code-generation target; returns the brian2 module (for benchmarks)."""
+        b2.prefs.codegen.target = self.codegen
+        return b2
+
     def run(self, inputs) -> Trajectory:
         """Simulate each trial of ``inputs [T, B, n_in]``; returns float64 tensors ``[T, B, ·]``."""
-        b2.prefs.codegen.target = self.codegen
+        self.set_codegen()
         x = np.asarray(inputs.detach().cpu() if torch.is_tensor(inputs) else inputs, dtype=float)
         T, B = x.shape[:2]
         n = self.spec.n_hidden

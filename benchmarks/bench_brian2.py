@@ -1,0 +1,56 @@
+"""Steps per second: the LIF backend (torch) vs Brian2 (Cython, compile excluded) on the same network.
+
+One trial (batch 1), dense random recurrent weights, T steps at dt = 1 ms.  The Brian2
+network first runs one step (code generation and Cython compilation happen then); the
+remaining steps are timed.
+
+    python benchmarks/bench_brian2.py [--steps 1000] [--sizes 100 1000] [--codegen cython]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import neuro
+
+
+def spec_for(n):
+    return neuro.models.load("romo_rate").replace(**{
+        "dt": 1.0, "populations[0].neuron.model": "lif", "populations[0].size": n, "n_inputs": 3,
+        "populations[0].neuron.tau_syn": 5.0, "populations[0].neuron.tau_mem": 10.0,
+        "populations[0].neuron.tau_readout": 20.0, "input.gain": 3.0, "recurrent.gain": 1.0})
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    p.add_argument("--codegen", default="cython", choices=["cython", "numpy"])
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    print(f"T = {args.steps}, batch 1, Brian2 target {args.codegen}, 1 torch thread")
+    print(f"{'N':>6s} {'neuro steps/s':>14s} {'Brian2 steps/s':>15s} {'ratio':>7s}")
+    for n in args.sizes:
+        spec = spec_for(n)
+        net = neuro.compile(spec, "lif", neuro.init_weights(spec, 0))
+        x = torch.rand(args.steps, 1, 3)
+        with torch.no_grad():
+            net.run(x[:10])
+            start = time.perf_counter()
+            net.run(x)
+            ours = args.steps / (time.perf_counter() - start)
+        model = neuro.export(net, "brian2", codegen=args.codegen)
+        brian2 = model.set_codegen()
+        currents = (x[:, 0].numpy().astype(float)) @ model.w.W_in.T
+        network = model._network(currents)[0]
+        network.run(spec.dt * brian2.ms)        # code generation and compilation happen here
+        start = time.perf_counter()
+        network.run((args.steps - 1) * spec.dt * brian2.ms)
+        theirs = (args.steps - 1) / (time.perf_counter() - start)
+        print(f"{n:6d} {ours:14.0f} {theirs:15.0f} {ours / theirs:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
