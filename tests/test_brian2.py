@@ -3,15 +3,7 @@ import pytest
 import torch
 
 import neuro
-
-
-def lif_spec(**changes):
-    base = {"dt": 1.0, "populations[0].neuron.model": "lif", "populations[0].size": 20, "n_inputs": 3,
-            "populations[0].neuron.tau_syn": 5.0, "populations[0].neuron.tau_mem": 10.0,
-            "populations[0].neuron.tau_readout": 20.0, "input.gain": 3.0, "recurrent.gain": 2.0,
-            "input.bias": True}
-    base.update(changes)
-    return neuro.models.load("romo_rate").replace(**base)
+from lif_specs import lif_spec
 
 
 @pytest.mark.parametrize("changes", [{}, {"populations[0].neuron.refractory": 3.0},

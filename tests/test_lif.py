@@ -7,16 +7,8 @@ import pytest
 import torch
 
 import neuro
+from lif_specs import lif_spec
 from neuro.lif_params import lif_constants
-
-
-def lif_spec(**changes):
-    base = {"dt": 1.0, "populations[0].neuron.model": "lif", "populations[0].size": 20, "n_inputs": 3,
-            "populations[0].neuron.tau_syn": 5.0, "populations[0].neuron.tau_mem": 10.0,
-            "populations[0].neuron.tau_readout": 20.0, "input.gain": 3.0, "recurrent.gain": 2.0,
-            "input.bias": True}
-    base.update(changes)
-    return neuro.models.load("romo_rate").replace(**base)
 
 
 def numpy_lif(spec, w, x):

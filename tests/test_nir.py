@@ -4,14 +4,11 @@ import pytest
 import torch
 
 import neuro
+from lif_specs import lif_spec as shared_lif_spec
 
 
 def lif_spec(**changes):
-    base = {"dt": 1.0, "populations[0].neuron.model": "lif", "populations[0].size": 16, "n_inputs": 3,
-            "populations[0].neuron.tau_syn": 5.0, "populations[0].neuron.tau_mem": 10.0,
-            "populations[0].neuron.tau_readout": 20.0, "input.gain": 3.0, "recurrent.gain": 2.0}
-    base.update(changes)
-    return neuro.models.load("romo_rate").replace(**base)
+    return shared_lif_spec(**{"populations[0].size": 16, "input.bias": False, **changes})
 
 
 @pytest.mark.parametrize("changes", [{"input.bias": True}, {"populations[0].neuron.tau_readout": 0.0},
