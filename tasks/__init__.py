@@ -27,6 +27,7 @@ REGISTRY = {
     "2af": _neurogym("perceptual_decision_making"),
     "dms": _neurogym("delay_match_sample"),
     "context": _neurogym("context_decision_making"),
+    "sum_of_sines": _lazy("force_targets", "SumOfSines"),
 }
 
 
