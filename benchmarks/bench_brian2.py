@@ -1,4 +1,5 @@
-"""Steps per second: the LIF backend (torch) vs Brian2 (Cython, compile excluded) on the same network.
+"""Steps per second: the LIF backend (torch) vs Brian2 (Cython, compile excluded) and Lava's
+floating-point CPU simulator on the same network.
 
 One trial (batch 1), dense random recurrent weights, T steps at dt = 1 ms.  The Brian2
 network first runs one step (code generation and Cython compilation happen then); the
@@ -28,10 +29,11 @@ def main():
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--codegen", default="cython", choices=["cython", "numpy"])
+    p.add_argument("--no-lava", action="store_true", help="skip Lava (slow at large N)")
     args = p.parse_args()
     torch.set_num_threads(1)
     print(f"T = {args.steps}, batch 1, Brian2 target {args.codegen}, 1 torch thread")
-    print(f"{'N':>6s} {'neuro steps/s':>14s} {'Brian2 steps/s':>15s} {'ratio':>7s}")
+    print(f"{'N':>6s} {'neuro steps/s':>14s} {'Brian2 steps/s':>15s} {'ratio':>7s} {'Lava steps/s':>13s} {'ratio':>7s}")
     for n in args.sizes:
         spec = spec_for(n)
         net = neuro.compile(spec, "lif", neuro.init_weights(spec, 0))
@@ -49,7 +51,14 @@ def main():
         start = time.perf_counter()
         network.run((args.steps - 1) * spec.dt * brian2.ms)
         theirs = (args.steps - 1) / (time.perf_counter() - start)
-        print(f"{n:6d} {ours:14.0f} {theirs:15.0f} {ours / theirs:7.2f}")
+        lava = float("nan")
+        if not args.no_lava:
+            sim = neuro.export(net, "lava")
+            sim._trial(x[:10, 0].numpy().astype(float))        # process start-up paid once
+            start = time.perf_counter()
+            sim._trial(x[:, 0].numpy().astype(float))
+            lava = args.steps / (time.perf_counter() - start)
+        print(f"{n:6d} {ours:14.0f} {theirs:15.0f} {ours / theirs:7.2f} {lava:13.0f} {ours / lava:7.2f}")
 
 
 if __name__ == "__main__":
