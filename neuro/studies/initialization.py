@@ -40,8 +40,8 @@ class Config:
     rules: list = field(default_factory=lambda: ["bptt", "eprop"])
     lrs: list = field(default_factory=lambda: [1e-4, 3e-4, 1e-3, 3e-3])
     seeds: int = 5
-    iterations: int = 2000
-    lr_select_iterations: int = 300      # lr grid search: one seed, this many iterations
+    iterations: int = 1500
+    lr_select_iterations: int = 200      # lr grid search: one seed, this many iterations
     batch_size: int = 32
     n_hidden: int = 64
     floss_steps: int = 100               # the paper's flossing pretraining
@@ -100,6 +100,8 @@ def study(cfg: Config, out: Path, progress: bool = True) -> dict:
                 curves[(task_name, rule, gain)] = results[chunk]
                 if before is not None:
                     lyap[(rule, gain)] = (before[chunk], [_max_exponent(cfg, r.net, task) for r in results[chunk]])
+            common.write_metrics(out / "metrics.csv", curves)      # partial results survive a crash
+            common.write_rows(out / "summary.csv", _summary(curves))
     if cfg.floss_steps > 0 and "eprop" in cfg.rules:
         floss = _flossing_comparison(cfg, base, curves, progress)
     elapsed = time.time() - t0
