@@ -9,21 +9,28 @@ one Python loop over time with batched matmuls.  Each member keeps its own task
 batches (seeded as ``neuro.train`` seeds them), its own hidden noise, its own
 Adam state and learning rate; the results equal training each member alone
 (a test holds this for BPTT and e-prop).  Works on CPU or CUDA (``device``).
+
+With a ``run_dir`` the whole training state — stacked weights, Adam moments, every
+member's noise-generator state and history — is checkpointed atomically, and a
+rerun continues from it with the same numbers an uninterrupted run gives.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .spec import NetworkSpec, to_dict
+from .io import atomic_torch_save
+from .spec import NetworkSpec
 from .training import History
 from .weights import Weights, init_weights
 
 _WEIGHT_FIELDS = ("input.", "recurrent.", "readout.", "feedback.", "dale.excitatory_fraction")
+_SHAPE_FIELDS = ("n_inputs", "n_outputs", "populations[0].size")
 
 
 @dataclass
@@ -43,6 +50,9 @@ class Member:
 
 def _check_overrides(spec: NetworkSpec, member: Member) -> NetworkSpec:
     for key in member.overrides:
+        if key in _SHAPE_FIELDS:
+            raise ValueError(f"ensemble members must share shapes; override {key!r} changes the network's size "
+                             f"(train differently sized networks as separate ensembles)")
         if not key.startswith(_WEIGHT_FIELDS):
             raise ValueError(f"ensemble member override {key!r} changes the dynamics; members may differ only "
                              f"in how weights are drawn ({', '.join(_WEIGHT_FIELDS)}), seed and lr")
@@ -84,6 +94,12 @@ class Ensemble:
         self.net = compile_(specs[0], "rate", _stack(weights), dtype=dtype, device=device)
         self.size = len(self.members)
 
+    @classmethod
+    def from_members(cls, spec: NetworkSpec, members: list, dtype=torch.float32, device="cpu") -> "Ensemble":
+        """The ensemble of ``members`` (dicts like ``{"seed": 0, "lr": 1e-3, "overrides": {"recurrent.gain": 0.2}}``
+        or ``Member``); member e starts from ``init_weights(spec.replace(**overrides), seed)``."""
+        return cls(spec, members, dtype=dtype, device=device)
+
     def network(self, e: int):
         """Member ``e`` as a stand-alone ``RateNetwork`` with its current weights."""
         from neuro.compiler import compile as compile_
@@ -104,6 +120,15 @@ class _BatchedAdam:
         self.m = {k: torch.zeros_like(p) for k, p in params.items()}
         self.v = {k: torch.zeros_like(p) for k, p in params.items()}
         self.t = 0
+
+    def state(self) -> dict:
+        return {"m": self.m, "v": self.v, "t": self.t}
+
+    def load_state(self, state: dict) -> None:
+        for k in self.params:
+            self.m[k].copy_(state["m"][k])
+            self.v[k].copy_(state["v"][k])
+        self.t = state["t"]
 
     @torch.no_grad()
     def step(self, grads: dict, active: torch.Tensor) -> None:
@@ -131,57 +156,122 @@ def _stack_batches(task, batch_size: int, seeds: list, it: int, dtype):
 
 
 class _MemberNoise:
-    """Each member's hidden noise from its own generator, as ``neuro.train`` would draw it."""
+    """Each member's hidden noise from its own generator, as ``neuro.train`` would draw it: the
+    generator is seeded ``seed · 1_000_003`` and draws ``[T_e, B, N]`` for the member's own trial
+    length ``T_e`` (zeros pad it to the ensemble's longest trial, whose extra steps are unscored)."""
 
     def __init__(self, net, seeds, device):
         self.net = net
         self.gens = [torch.Generator(device=device).manual_seed(s * 1_000_003) for s in seeds]
+        self.lengths = None
 
     def __call__(self, shape, generator=None):
         if self.net.noise_scale == 0:
             return None
         T, E, B, N = shape
-        return torch.stack([self.net.noise_scale * torch.randn((T, B, N), generator=g, dtype=self.net.W_rec.dtype,
-                                                               device=self.net.W_rec.device) for g in self.gens], 1)
+        lengths = self.lengths or [T] * E
+        noise = torch.zeros(shape, dtype=self.net.W_rec.dtype, device=self.net.W_rec.device)
+        for e, (g, t_e) in enumerate(zip(self.gens, lengths)):
+            noise[:t_e, e] = self.net.noise_scale * torch.randn((t_e, B, N), generator=g, dtype=noise.dtype,
+                                                                device=noise.device)
+        return noise
+
+    def state(self) -> list:
+        return [g.get_state() for g in self.gens]
+
+    def load(self, states: list) -> None:
+        for g, st in zip(self.gens, states):
+            g.set_state(st)
 
 
 @dataclass
 class EnsembleResult:
+    """``histories[e]`` equals ``neuro.train``'s History for member e; ``diverged[e]`` says it was frozen."""
+
     histories: list
     ensemble: Ensemble
     diverged: list
 
     def network(self, e: int):
+        """Member ``e`` as a stand-alone ``RateNetwork`` with its trained weights."""
         return self.ensemble.network(e)
 
     def weights(self, e: int) -> Weights:
         return self.ensemble.weights(e)
 
 
+CHECKPOINT = "ensemble.pt"
+
+
+def _member_key(m: Member) -> dict:
+    return {"seed": m.seed, "lr": m.lr, "overrides": dict(m.overrides), "own_weights": m.weights is not None}
+
+
+def _load_checkpoint(path: Path, ens: Ensemble, opt: _BatchedAdam, noise: _MemberNoise, iterations: int):
+    state = torch.load(path, weights_only=False, map_location=ens.net.W_rec.device)
+    if state["members"] != [_member_key(m) for m in ens.members]:
+        raise ValueError(f"{path} holds a different ensemble (its members differ from the ones given); "
+                         f"use another run_dir or delete it")
+    if state["iteration"] > iterations:
+        raise ValueError(f"{path} is at iteration {state['iteration']}, beyond iterations={iterations}")
+    with torch.no_grad():
+        for k, p in opt.params.items():
+            p.copy_(state["params"][k])
+    opt.load_state(state["adam"])
+    noise.load(state["generators"])
+    return state["iteration"], [History(**h) for h in state["histories"]], state["active"].to(ens.net.W_rec.device)
+
+
 def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int = 500, batch_size: int = 32,
                    device="cpu", dtype=torch.float32, progress: bool = True, desc: str = "ensemble",
-                   eval_every: int = 1) -> EnsembleResult:
+                   eval_every: int = 1, run_dir=None, checkpoint_every: int = 100) -> EnsembleResult:
     """Train every member of ``members`` (dicts or ``Member``) at once; see the module docstring.
 
     A member whose loss or gradient becomes non-finite is frozen at its last good
-    weights and reported in ``diverged``; the others train on undisturbed.
+    weights and reported in ``diverged``; the others train on undisturbed.  With
+    ``run_dir``, ``run_dir/ensemble.pt`` is written every ``checkpoint_every``
+    iterations and at the end, and training resumes from it.
     """
     if isinstance(rule, str):
         from neuro import rules as rules_
         rule = rules_.get(rule)
+    if not hasattr(rule, "loss_and_gradients"):
+        raise ValueError(f"ensembles train with gradient rules (bptt, tbptt, eprop, …), got {rule!r}")
+    if not isinstance(iterations, int) or iterations < 0:
+        raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
     ens = Ensemble(spec, members, dtype=dtype, device=device)
+    for m in ens.members:
+        if not (isinstance(m.lr, (int, float)) and m.lr > 0 and math.isfinite(m.lr)):
+            raise ValueError(f"member lr must be a finite number > 0, got {m.lr!r}")
     net = ens.net
-    net.sample_noise = _MemberNoise(net, [m.seed for m in ens.members], device)
+    noise = _MemberNoise(net, [m.seed for m in ens.members], device)
+    net.sample_noise = noise
     params = net.trainable()
     lrs = torch.tensor([m.lr for m in ens.members], dtype=dtype, device=device)
     opt = _BatchedAdam(params, lrs)
     active = torch.ones(ens.size, dtype=torch.bool, device=device)
     histories = [History() for _ in ens.members]
+    start = 0
+    ckpt = Path(run_dir) / CHECKPOINT if run_dir is not None else None
+    if ckpt is not None and ckpt.exists():
+        start, histories, active = _load_checkpoint(ckpt, ens, opt, noise, iterations)
+
+    def save(iteration: int) -> None:
+        if ckpt is not None:
+            atomic_torch_save({"iteration": iteration, "members": [_member_key(m) for m in ens.members],
+                               "params": {k: p.detach() for k, p in params.items()}, "adam": opt.state(),
+                               "generators": noise.state(), "histories": [h.state() for h in histories],
+                               "active": active}, ckpt)
+
     seeds = [m.seed for m in ens.members]
-    bar = tqdm(range(iterations), desc=desc, disable=not progress, leave=False, dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(range(start, iterations), desc=desc, disable=not progress, leave=False, dynamic_ncols=True,
+               mininterval=1.0)
     good = {k: p.detach().clone() for k, p in params.items()}
     for it in bar:
+        if not active.any():
+            break
         batch, per_member = _stack_batches(task, batch_size, seeds, it, dtype)
+        noise.lengths = [b.inputs.shape[0] for b in per_member]
         batch = batch.to(device=device) if str(device) != "cpu" else batch
         loss, outputs, grads = rule.loss_and_gradients(net, batch, task)
         finite = torch.isfinite(loss)
@@ -193,16 +283,20 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
                 for k, p in params.items():
                     p[newly_bad] = good[k][newly_bad]
             active &= ~newly_bad
+        evaluate = it % eval_every == 0 or it == iterations - 1
+        losses = loss.detach().cpu().tolist()
         for e in torch.nonzero(active).flatten().tolist():
-            acc = task.accuracy(outputs[:, e, : per_member[e].inputs.shape[1]][: per_member[e].inputs.shape[0]],
-                                per_member[e]) if (it % eval_every == 0 or it == iterations - 1) else float("nan")
-            histories[e].append(it, float(loss[e].detach()), acc)
+            T_e, B_e = per_member[e].inputs.shape[:2]
+            acc = task.accuracy(outputs[:T_e, e, :B_e], per_member[e]) if evaluate else float("nan")
+            histories[e].append(it, losses[e], acc)
         good = {k: p.detach().clone() for k, p in params.items()}
         opt.step({k: torch.nan_to_num(g) for k, g in grads.items()}, active)
         if progress:
             live = loss.detach()[active]     # median: one exploding member should not hide the others
             bar.set_postfix(median_loss=f"{float(live.median()) if len(live) else float('nan'):.4f}",
                             active=f"{int(active.sum())}/{ens.size}", refresh=False)
-        if not active.any():
-            break
+        if (it + 1) % checkpoint_every == 0 and it + 1 < iterations:
+            save(it + 1)
+    if ckpt is not None and start < iterations:
+        save(iterations)
     return EnsembleResult(histories, ens, (~active).tolist())

@@ -50,3 +50,57 @@ def test_members_that_change_the_dynamics_are_refused():
     with pytest.raises(ValueError, match="must agree on trainable/bias"):
         train_ensemble(spec, neuro.tasks.get("romo"), "bptt",
                        [{"seed": 0}, {"seed": 2, "overrides": {"readout.bias": False}}], iterations=1, progress=False)
+
+
+def test_from_members_refuses_members_of_different_shapes():
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 8})
+    with pytest.raises(ValueError, match="must share shapes; override 'populations\\[0\\].size'"):
+        neuro.Ensemble.from_members(spec, [{"seed": 0}, {"seed": 1, "overrides": {"populations[0].size": 16}}],
+                                    torch.float64, "cpu")
+    small = neuro.init_weights(spec, 0)
+    big = neuro.init_weights(spec.replace(**{"populations[0].size": 9}), 0)
+    from neuro.ensemble import Member
+    with pytest.raises(ValueError, match="must share shapes; W_in has shapes"):
+        neuro.Ensemble.from_members(spec, [Member(weights=small), Member(weights=big)], torch.float64, "cpu")
+    ens = neuro.Ensemble.from_members(spec, MEMBERS[:2], torch.float64, "cpu")
+    assert ens.net.W_rec.shape == (2, 8, 8)
+    # member e's weights are init_weights(spec with its overrides, its seed)
+    np.testing.assert_array_equal(ens.weights(1).W_rec,
+                                  neuro.init_weights(spec.replace(**{"recurrent.gain": 1.0}), 1).W_rec)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _StopAt:
+    """A task that raises when asked for iteration ``stop``'s batch: a crash mid-training."""
+
+    def __init__(self, task, stop):
+        self.task, self.stop = task, stop
+
+    def batch(self, batch_size, seed, dtype=torch.float32):
+        if seed[1] == self.stop:
+            raise _Interrupt
+        return self.task.batch(batch_size, seed=seed, dtype=dtype)
+
+    def __getattr__(self, name):
+        return getattr(self.task, name)
+
+
+def test_a_resumed_ensemble_equals_an_uninterrupted_one(tmp_path):
+    """Weights, Adam moments and each member's noise generator come back from the checkpoint."""
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 8, "populations[0].neuron.noise_std": 0.2})
+    task = neuro.tasks.get("romo")
+    kw = dict(iterations=9, batch_size=3, dtype=torch.float64, progress=False)
+    whole = train_ensemble(spec, task, "bptt", MEMBERS[:2], **kw)
+    with pytest.raises(_Interrupt):
+        train_ensemble(spec, _StopAt(task, 7), "bptt", MEMBERS[:2], run_dir=tmp_path, checkpoint_every=3, **kw)
+    assert torch.load(tmp_path / "ensemble.pt", weights_only=False)["iteration"] == 6
+    resumed = train_ensemble(spec, task, "bptt", MEMBERS[:2], run_dir=tmp_path, checkpoint_every=3, **kw)
+    for e in range(2):
+        assert resumed.histories[e].iteration == list(range(9))
+        np.testing.assert_array_equal(resumed.histories[e].loss, whole.histories[e].loss)
+        np.testing.assert_array_equal(resumed.weights(e).W_rec, whole.weights(e).W_rec)
+    with pytest.raises(ValueError, match="holds a different ensemble"):
+        train_ensemble(spec, task, "bptt", MEMBERS[1:], run_dir=tmp_path, **kw)
