@@ -77,3 +77,83 @@ def test_bad_inputs_are_clear():
         procrustes_distance(np.random.rand(10, 3), np.random.rand(10, 3), alpha=2)
     with pytest.raises(ValueError, match="needs at least"):
         noise_floor(np.random.rand(10, 5), n_sample=4)
+
+
+# -- recordings: loading and time alignment ---------------------------------------------
+
+def test_recordings_load_from_npy_npz_and_mat_in_any_axis_order(tmp_path):
+    from scipy.io import savemat
+
+    from neuro.data import load_recording
+    act = np.random.default_rng(0).normal(size=(4, 9, 5))           # [c, t, n]
+    np.save(tmp_path / "a.npy", act.transpose(2, 1, 0))             # stored as [n, t, c]
+    np.savez(tmp_path / "b.npz", rates=act, labels=np.arange(4))
+    savemat(tmp_path / "c.mat", {"psth": act.transpose(1, 0, 2), "other": np.ones((2, 2, 2))})
+    np.testing.assert_array_equal(load_recording(tmp_path / "a.npy", axes="ntc").activity, act)
+    np.testing.assert_array_equal(load_recording(tmp_path / "b.npz").activity, act)
+    np.testing.assert_array_equal(load_recording(tmp_path / "c.mat", key="psth", axes="tcn").activity, act)
+    with pytest.raises(ValueError, match="choose one with key="):
+        load_recording(tmp_path / "c.mat")
+    with pytest.raises(ValueError, match="axes must be a permutation"):
+        load_recording(tmp_path / "b.npz", axes="ctx")
+
+
+def test_alignment_warps_time_piecewise_linearly_between_shared_events():
+    """Activity linear in time is recovered exactly at the warped times (closed form)."""
+    from neuro.data import Recording, align
+    times = 10.0 * np.arange(101)                                   # 0..1000 ms
+    act = np.stack([times, 2 * times + 1], -1)[None]                # [1, 101, 2]
+    rec = Recording(act, dt=10.0, events={"stim": 200.0, "go": 800.0})
+    # 50 ms of task time between the events = 600 ms of recording: 1 task ms = 12 recording ms
+    out = align(rec, np.array([50.0, 60.0, 75.0, 100.0, 105.0]), {"stim": 50.0, "go": 100.0})
+    np.testing.assert_allclose(out[0, :, 0], [200.0, 320.0, 500.0, 800.0, 860.0])
+    np.testing.assert_allclose(out[0, :, 1], 2 * out[0, :, 0] + 1)
+    shifted = align(Recording(act, dt=10.0, events={"stim": 200.0}), np.array([0.0, 15.0]), {"stim": 0.0})
+    np.testing.assert_allclose(shifted[0], [[200.0, 401.0], [215.0, 431.0]])
+    with pytest.raises(ValueError, match="covers 0..1000 ms"):
+        align(rec, np.array([0.0, 50.0]), {"stim": 50.0, "go": 100.0})     # 0 ms maps to -400 ms
+    with pytest.raises(ValueError, match="no event is named in both"):
+        align(rec, np.array([0.0]), {"cue": 0.0})
+
+
+# -- the reaching task ----------------------------------------------------------------
+
+def test_reaching_task_has_the_sussillo_shape_and_a_perfect_output_scores_one():
+    import torch
+
+    from neuro.tasks.reaching import Reaching
+    task = Reaching()
+    b = task.conditions_batch(dtype=torch.float64)
+    assert b.inputs.shape == (186, 27, 16) and b.targets.shape == (186, 27, 7)
+    assert torch.all(b.inputs[: task.go, :, 15] == 1) and torch.all(b.inputs[task.go:, :, 15] == 0)
+    assert torch.all(b.targets[: task.go] == 0) and float(b.targets[task.go:].abs().max()) > 0.5
+    assert b.info["condition"].tolist() == list(range(27))
+    assert task.accuracy(b.targets, b) == pytest.approx(1.0)
+    mean = b.targets.mean((0, 1), keepdim=True).expand_as(b.targets)
+    assert task.normalized_accuracy(mean, b) == pytest.approx(0.0, abs=1e-12)   # NMSE of the mean = 1
+
+
+# -- the study, end to end on a toy scale ------------------------------------------------
+
+def test_similarity_study_runs_end_to_end_and_a_network_is_at_distance_zero_from_itself(tmp_path):
+    import torch
+
+    import neuro
+    from neuro.studies import similarity as study
+    cfg = study.Config(tasks=["context"], rules=["bptt", "eprop"], dale_rules=["bptt", "modprop"], seeds=1,
+                       n_hidden={"context": 8}, teacher_hidden={"context": 10}, iterations={"context": 4},
+                       teacher_iterations={"context": 3}, gains=[1.0, 2.0], lrs=[1e-3, 1e-4], snapshots=3,
+                       context_trials=12, noise_floor_repeats=2, batch_size=4)
+    res = study.study(cfg, tmp_path, progress=False)
+    assert (tmp_path / "claims.md").exists() and (tmp_path / "distance_vs_accuracy_context.png").exists()
+    # bptt: default + gain 2 + lr 1e-4 = 3 members; eprop: default + gain 2; dale: bptt, modprop; 3 snapshots each
+    assert len(res["rows"]) == 3 * (3 + 2 + 1 + 1)
+    assert all(0 <= r["distance"] <= np.pi / 2 and 0 <= r["accuracy"] <= 1 for r in res["rows"])
+    task = neuro.tasks.get("context")
+    cond = task.batch(12, seed=2013)
+    spec = study._spec("context", task, 8)
+    net = neuro.compile(spec, "rate", neuro.init_weights(spec, 0))
+    rates, _ = study.condition_activity(net, cond)
+    other = rates[0] @ np.linalg.qr(np.random.default_rng(0).normal(size=(8, 8)))[0]
+    assert procrustes_distance(rates[0], other) == pytest.approx(0.0, abs=1e-6)
+    del torch
