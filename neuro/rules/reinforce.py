@@ -63,7 +63,7 @@ class Reinforce:
     name = "reinforce"
     online = True
 
-    def __init__(self, lr: float = 0.01, value_lr: float = 0.005, trials_per_update: int = 10, gamma: float = 1.0,
+    def __init__(self, lr: float = 0.003, value_lr: float = 0.005, trials_per_update: int = 10, gamma: float = 1.0,
                  clip: float | None = 1.0, baseline: str = "value", value_size: int = 100,
                  fixation_bias="auto"):
         _check(lr > 0, "lr", "> 0", lr)
