@@ -49,7 +49,8 @@ class Config:
     tasks: list = field(default_factory=lambda: ["reaching", "context"])
     rules: list = field(default_factory=lambda: ["bptt", "tbptt", "eprop", "np", "es"])
     dale_rules: list = field(default_factory=lambda: ["bptt", "eprop", "modprop"])
-    perturbation_tasks: list = field(default_factory=lambda: ["reaching", "context"])   # where np/es/modprop run
+    perturbation_tasks: list = field(default_factory=lambda: ["context"])     # where np/es run (S = 50: costly)
+    dale_tasks: list = field(default_factory=lambda: ["reaching", "context"])  # where the Dale/ReLU variants run
     seeds: int = 4
     n_hidden: dict = field(default_factory=lambda: {"reaching": 100, "context": 100})
     teacher_hidden: dict = field(default_factory=lambda: {"reaching": 150, "context": 150})
@@ -69,15 +70,16 @@ class Config:
     @classmethod
     def quick(cls) -> "Config":
         return cls(seeds=2, rules=["bptt", "tbptt", "eprop", "np", "es"], perturbation_tasks=["context"],
-                   n_hidden={"reaching": 32, "context": 32}, teacher_hidden={"reaching": 48, "context": 48},
+                   dale_tasks=["context"], n_hidden={"reaching": 32, "context": 32},
+                   teacher_hidden={"reaching": 48, "context": 48},
                    iterations={"reaching": 120, "context": 300}, teacher_iterations={"reaching": 250, "context": 500},
                    reaching_dt=20.0, gains=[0.5, 1.0, 1.5], lrs=[1e-3, 1e-4], snapshots=6, context_trials=48,
                    noise_floor_repeats=10)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="small networks, 2 seeds, NP/ES/ModProp on the context "
-                                                        "task only: a few minutes on 2 cores")
+    p.add_argument("--quick", action="store_true", help="small networks, 2 seeds, NP/ES and the Dale/ReLU variants "
+                                                        "on the context task only: a few minutes on 2 cores")
     p.add_argument("--out", default=None, help="run folder (default runs/similarity[-quick])")
     p.add_argument("--data", default=None, help="your recording for the reaching task: .npy/.npz/.mat, "
                                                 "[27 conditions, time, neurons]")
@@ -174,8 +176,10 @@ def study(cfg: Config, out: Path, data=None, progress: bool = True) -> dict:
         floors[name]["source"] = source
         for dale in (False, True):
             rules = cfg.dale_rules if dale else cfg.rules
+            if dale and name not in cfg.dale_tasks:
+                continue
             for rule in rules:
-                if rule in ("np", "es", "modprop") and name not in cfg.perturbation_tasks:
+                if rule in ("np", "es") and name not in cfg.perturbation_tasks:
                     continue
                 found, finals = _train_rule(name, task, cond, reference, rule, dale, cfg, out, progress)
                 rows.extend(found)
@@ -426,7 +430,7 @@ def _verdict(held) -> str:
 
 # -- figures ---------------------------------------------------------------------------
 
-def _curve(ax, series, color, label):
+def _curve(ax, series, color, label, ls="-"):
     grid = np.linspace(0, 1, 41)
     curves = []
     for acc, dist in series:
@@ -436,7 +440,7 @@ def _curve(ax, series, color, label):
     with np.errstate(all="ignore"):
         mean, std = np.nanmean(c, 0), np.nanstd(c, 0)
     ok = np.sum(np.isfinite(c), 0) == len(series)
-    ax.plot(grid[ok], mean[ok], color=color, lw=2, label=label)
+    ax.plot(grid[ok], mean[ok], color=color, lw=2, label=label, ls=ls)
     ax.fill_between(grid[ok], (mean - std)[ok], (mean + std)[ok], color=color, alpha=0.15, lw=0)
 
 
@@ -453,7 +457,7 @@ def _figure(cfg, rows, floors, out, name, plt):
     fig, axes = plt.subplots(1, 4, figsize=(18, 4), sharey=True)
     panels = [("rules", [(r, dict(rule=r, dale=False, gain=1.0, lr=cfg.lr), COLORS[r], RULE_LABELS[r])
                          for r in cfg.rules]),
-              ("initial gain (recurrent and readout)",
+              ("initial gain (BPTT solid, e-prop dashed)",
                [(None, dict(rule=r, dale=False, gain=g, lr=cfg.lr), plt.cm.viridis(i / max(len(cfg.gains) - 1, 1)),
                  f"{RULE_LABELS[r]} g={g}") for i, g in enumerate(cfg.gains) for r in cfg.gain_rules]),
               ("BPTT learning rates and e-prop",
@@ -466,7 +470,7 @@ def _figure(cfg, rows, floors, out, name, plt):
         for _, where, color, label in lines:
             series = _runs(rows, task=name, **where)
             if series:
-                _curve(ax, series, color, label)
+                _curve(ax, series, color, label, "--" if where["rule"] == "eprop" and "gain" in title else "-")
         fl = floors[name]
         ax.axhspan(fl["noise_floor"] - fl["noise_floor_std"], fl["noise_floor"] + fl["noise_floor_std"],
                    color="orange", alpha=0.3, lw=0, label="noise floor")
