@@ -28,6 +28,7 @@ REGISTRY = {
     "dms": _neurogym("delay_match_sample"),
     "context": _neurogym("context_decision_making"),
     "sum_of_sines": _lazy("force_targets", "SumOfSines"),
+    "reaching": _lazy("reaching", "Reaching"),
 }
 
 
