@@ -1,41 +1,72 @@
 """Lava export (lava-nc 0.10.0) — the only module importing lava.
 
-``neuro.compile(spec, backend="lava", weights=w)`` or ``neuro.export(net, "lava")`` builds,
-per trial, Lava processes — a ``RingBuffer`` source of the input currents ``W_in x[t]``
-wired straight into the ``LIF`` population's ``a_in``, a ``Dense`` recurrent projection, a
-``RingBuffer`` sink of the spikes — and runs them in Lava's Loihi-style simulator
-(``Loihi2SimCfg``, floating point).  Lava's float LIF is neuro's discretization exactly
-(``u ← u(1-du) + a_in``, ``v ← v(1-dv) + u + bias_mant``, spike if ``v > vth``, ``v ← 0``), and
-``Dense`` delivers the previous step's spikes, as our recurrent projection does; the input
-currents arrive in their own step.  Spikes are identical to the LIF backend's (tested over
-1000 steps).  The readout (filtered spikes → ``W_out``) is computed from the recorded spikes.
+``neuro.compile(spec, backend="lava", weights=w)`` or ``neuro.export(net, "lava")`` builds Lava
+processes — a ``RingBuffer`` source of the input currents ``W_in x[t]`` wired straight into the
+``LIF`` population's ``a_in``, a recurrent projection (``Dense`` for one trial; a block-diagonal
+``Sparse`` when several trials run side by side as parallel populations), a ``RingBuffer`` sink of
+the spikes — and runs them in Lava's Loihi-style simulator (``Loihi2SimCfg``).
 
-Lava cannot express (and the export refuses, naming it): rate neurons, reset by
-subtraction, a slow second current, refractoriness (``LIF`` has none), and plasticity
-during the run.  Fixed point (``Loihi2SimCfg(select_tag="fixed_pt")``, 8-bit weights
-with exponents) is not implemented yet.
+Floating point (``precision="float"``, tag ``floating_pt``): Lava's float LIF
+(``lava/proc/lif/models.py``) is neuro's discretization exactly (``u ← u(1-du) + a_in``,
+``v ← v(1-dv) + u + bias_mant``, spike if ``v > vth``, ``v ← 0``), and its connection processes
+deliver the previous step's spikes, as our recurrent projection does; the input currents arrive in
+their own step.  Spikes equal the LIF backend's (tested over 1000 steps).  A refractory period runs
+on ``LIFRefractory`` (v held at 0 for ``refractory_steps`` after a spike, as in the contract).
 
-Python 3.11: lava's ``var_model.py`` uses ``ByteEncoder()`` instances as dataclass
-defaults, which 3.11 rejects; an import hook serves that module with
-``field(default_factory=ByteEncoder)`` instead, leaving the installed files untouched.
-Importing lava sets the multiprocessing start method to ``fork``.
+Fixed point (``precision="fixed"``, tag ``fixed_pt``, Lava's bit-accurate Loihi models): every
+quantity is an integer on one scale ``S = vth_mant / v_th`` (a_in units per unit of current):
+
+- threshold ``vth_mant`` (17 bit; the chip compares ``v > vth_mant << 6``), so u and v carry
+  ``64 S`` units per unit and the 24-bit state spans ``±2²³ / (64 S)``;
+- recurrent weights: 8-bit mantissas times ``2^weight_exp`` (Loihi's shared weight exponent).  The
+  exponent and ``S`` are chosen together so that ``max |W_rec|`` lands on the top of the
+  ``weight_bits`` grid (mixed-sign weights: even integers in [-256, 254] at 8 bits, step
+  ``2^(9-bits)``; one-signed: step ``2^(8-bits)``), rounded to nearest (Lava then truncates
+  nothing), with ``weight_exp >= 0`` so no accumulated input is floored;
+- decays: ``du_int = round(4096 du) - 1`` (Lava adds 1 to the current decay), ``dv_int = round(4096 dv)``;
+- bias: ``bias_mant · 2^bias_exp = round(64 S b)`` per neuron (13-bit mantissa, exponent 0..7);
+- input currents ``round(S · W_in x[t])``, 16-bit graded input computed off-chip (``W_in`` is not
+  quantized to 8 bits: on a chip the input layer is the host's or an encoder's job).
+
+``precision="float", weight_bits=b`` runs Lava's float models on the same weight grid, which
+separates weight quantization from Loihi's integer state arithmetic.
+
+The readout (filtered spikes → ``W_out``) is computed from the recorded spikes, in float64.
+
+Lava cannot express (and the export refuses, naming it): rate neurons, reset by subtraction, a slow
+second current, refractoriness in fixed point (``LIFRefractory`` has only a float model), and
+plasticity during the run.
+
+Python 3.11: lava's ``var_model.py`` uses ``ByteEncoder()`` instances as dataclass defaults, which
+3.11 rejects; an import hook serves that module with ``field(default_factory=ByteEncoder)`` instead,
+leaving the installed files untouched.  Importing lava sets the multiprocessing start method to
+``fork`` (an already set other method is an error).
 """
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import math
 import multiprocessing
 import re
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from neuro.lif_params import lif_constants
 from neuro.trajectory import Trajectory
 
 _PATCHED = "lava.magma.compiler.var_model"
+PRECISIONS = ("float", "fixed")
+_TAGS = {"float": "floating_pt", "fixed": "fixed_pt"}
+_VTH_MAX = 2 ** 17 - 1          # 17-bit threshold mantissa
+_UV_MAX = 2 ** 23 - 1           # 24-bit signed current and voltage
+_A_IN_MAX = 2 ** 15 - 1         # 16-bit graded input
+_MAX_BLOCK_ENTRIES = 4_000_000  # cap on (neurons per run)² for the block-diagonal batch
 
 
 class _VarModelLoader(importlib.machinery.SourceFileLoader):
@@ -61,7 +92,28 @@ class _VarModelFinder(importlib.abc.MetaPathFinder):
                                                       loader=_VarModelLoader(name, spec.origin))
 
 
-def _import_lava():
+class _Lava:
+    """The lava names this module uses, imported once."""
+
+    def __init__(self):
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc.dense.process import Dense
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
+        from lava.proc.lif.process import LIF, LIFRefractory
+        from lava.proc.sparse.process import Sparse
+        from lava.utils.weightutils import SignMode
+        self.__dict__.update(locals())
+
+
+_lava = None
+
+
+def _import_lava() -> _Lava:
+    global _lava
+    if _lava is not None:
+        return _lava
     if not any(isinstance(f, _VarModelFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _VarModelFinder())
     current = multiprocessing.get_start_method(allow_none=True)
@@ -72,66 +124,228 @@ def _import_lava():
     original = multiprocessing.set_start_method
     multiprocessing.set_start_method = lambda *a, **k: None      # lava sets it again on import
     try:
-        from lava.magma.core.run_conditions import RunSteps
-        from lava.magma.core.run_configs import Loihi2SimCfg
-        from lava.proc.dense.process import Dense
-        from lava.proc.io.sink import RingBuffer as Sink
-        from lava.proc.io.source import RingBuffer as Source
-        from lava.proc.lif.process import LIF
+        _lava = _Lava()
     finally:
         multiprocessing.set_start_method = original
-    return RunSteps, Loihi2SimCfg, Dense, Sink, Source, LIF
+    return _lava
 
 
-def _refuse(spec) -> None:
+def _refuse(spec, precision: str) -> None:
     n = spec.neuron
+    if n.model != "lif":
+        raise ValueError(f"cannot export to Lava: rate neurons (model {n.model!r}) — Lava runs spiking LIF "
+                         f"neurons; compile a spec with neuron model 'lif'")
     problems = {
-        n.model != "lif": f"rate neurons (model {n.model!r}) — Lava runs spiking LIF neurons; compile a spec "
-                          f"with neuron model 'lif'",
         n.reset == "subtract": "reset by subtraction (Lava's LIF resets v to 0)",
         n.tau_syn_slow > 0: "a slow second synaptic current (Lava's LIF has one current)",
-        n.refractory > 0: "a refractory period (Lava's LIF has none)",
+        n.refractory > 0 and precision == "fixed":
+            "a refractory period in fixed point (Lava's LIFRefractory has only a floating-point model)",
     }
     for bad, what in problems.items():
         if bad:
             raise ValueError(f"cannot export to Lava: {what}")
 
 
+# -- Loihi fixed point -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoihiQuantization:
+    """The integer parameters of one LIF network on Loihi (see the module docstring).
+
+    ``scale`` = a_in units per unit of current (``vth_mant / v_th``); u and v carry ``64·scale``
+    units per unit.  ``W_rec_mant · 2^weight_exp`` are the recurrent weights in a_in units.
+    """
+
+    scale: float
+    vth_mant: int
+    weight_exp: int
+    weight_bits: int
+    sign_mode: str                  # "mixed" | "excitatory" | "inhibitory"
+    W_rec_mant: np.ndarray          # integers on the weight_bits grid
+    du: int
+    dv: int
+    bias_mant: np.ndarray
+    bias_exp: np.ndarray
+
+    @property
+    def W_rec(self) -> np.ndarray:
+        """The quantized recurrent weights in real units (what a float run with ``weight_bits`` uses)."""
+        return self.W_rec_mant * 2.0 ** self.weight_exp / self.scale
+
+    @property
+    def bias(self) -> np.ndarray:
+        return self.bias_mant * 2.0 ** self.bias_exp / (64 * self.scale)
+
+    @property
+    def state_range(self) -> float:
+        """|u| and |v| (real units) beyond which the 24-bit state wraps (u) or clips (v)."""
+        return _UV_MAX / (64 * self.scale)
+
+    def input_current(self, currents: np.ndarray) -> np.ndarray:
+        """Real input currents → 16-bit graded a_in integers."""
+        return np.clip(np.rint(currents * self.scale), -_A_IN_MAX, _A_IN_MAX).astype(np.int32)
+
+
+def _sign_mode(W: np.ndarray) -> str:
+    if W.min() >= 0:
+        return "excitatory"
+    return "inhibitory" if W.max() <= 0 else "mixed"
+
+
+def _weight_grid(sign_mode: str, bits: int) -> tuple[int, int]:
+    """(step, largest magnitude) of Loihi's 8-bit weight mantissas at ``bits`` bits."""
+    if sign_mode == "mixed":                      # sign bit included, even values in [-256, 254]
+        step = 2 ** (9 - bits)
+        return step, 256 - step
+    step = 2 ** (8 - bits)
+    return step, (255 // step) * step
+
+
+def loihi_quantization(spec, weights, weight_bits: int = 8, vth_target: int = 256) -> LoihiQuantization:
+    """Choose Loihi's integers for a LIF network (``vth_target``: the threshold mantissa to aim at;
+    larger means finer state, smaller state range ``±2²³/(64·vth)`` thresholds)."""
+    if not (isinstance(weight_bits, int) and 1 <= weight_bits <= 8):
+        raise ValueError(f"weight_bits must be an integer in [1, 8], got {weight_bits!r}")
+    if not (isinstance(vth_target, int) and 1 <= vth_target <= _VTH_MAX):
+        raise ValueError(f"vth_target must be an integer in [1, {_VTH_MAX}], got {vth_target!r}")
+    n, c = spec.neuron, lif_constants(spec.neuron, spec.dt)
+    W = np.asarray(weights.W_rec, dtype=float)
+    mode = _sign_mode(W)
+    if mode == "mixed" and weight_bits < 2:
+        raise ValueError("weight_bits must be >= 2 for mixed-sign recurrent weights (one bit is the sign)")
+    step, top = _weight_grid(mode, weight_bits)
+    w_max = float(np.abs(W).max())
+    if w_max == 0:
+        exp, vth = 0, vth_target
+    else:
+        # smallest exponent >= 0 whose grid top, mapped to w_max, gives a threshold >= vth_target
+        exp = max(0, math.ceil(math.log2(w_max * vth_target / (top * n.v_th))))
+        vth = int(top * 2 ** exp * n.v_th / w_max)
+    if not 1 <= vth <= _VTH_MAX:
+        raise ValueError(f"cannot export to Lava fixed point: threshold mantissa {vth} outside [1, {_VTH_MAX}] "
+                         f"(max |W_rec| = {w_max:.3g}, v_th = {n.v_th}); lower vth_target")
+    scale = vth / n.v_th
+    mant = np.clip(np.rint(W * scale / 2 ** exp / step) * step, -256 if mode == "mixed" else -top, top)
+    bias_total = np.rint(np.asarray(weights.b, dtype=float) * 64 * scale)
+    bias_exp = np.clip(np.ceil(np.log2(np.maximum(np.abs(bias_total), 1) / 4095)), 0, 7).astype(int)
+    bias_mant = np.clip(np.rint(bias_total / 2.0 ** bias_exp), -4096, 4095).astype(int)
+    du = int(np.clip(round(4096 * c.du) - 1, 0, 4095))
+    dv = int(np.clip(round(4096 * c.dv), 0, 4095))
+    return LoihiQuantization(scale=scale, vth_mant=vth, weight_exp=exp, weight_bits=weight_bits, sign_mode=mode,
+                             W_rec_mant=mant.astype(int), du=du, dv=dv, bias_mant=bias_mant, bias_exp=bias_exp)
+
+
+# -- the network ------------------------------------------------------------------------------
+
 class LavaNetwork:
-    """A LIF network run in Lava's simulator; ``run(inputs)`` returns a ``Trajectory``."""
+    """A LIF network run in Lava's simulator; ``run(inputs)`` returns a ``Trajectory``.
+
+    precision: ``"float"`` (Lava's floating-point models) or ``"fixed"`` (Loihi bit-accurate).
+    weight_bits: quantize the recurrent weights to Loihi's grid at this width (always in fixed point,
+        default 8 there; in float only when given).
+    vth_target: the threshold mantissa the fixed-point scale aims at (see ``loihi_quantization``).
+    trials_per_run: batch elements simulated side by side as parallel populations in one Lava run
+        (block-diagonal recurrent weights); default: as many as keep (n·trials)² under 4·10⁶.
+    """
 
     backend = "lava"
 
-    def __init__(self, spec, weights, precision: str = "float", dtype=torch.float64, **_):
-        _refuse(spec)
-        if precision != "float":
-            raise NotImplementedError("Lava fixed point (Loihi2SimCfg 'fixed_pt') is not implemented yet; "
-                                      "use precision='float'")
-        self.spec, self.w, self.dtype = spec, weights, dtype
+    def __init__(self, spec, weights, precision: str = "float", weight_bits: int | None = None,
+                 vth_target: int = 256, trials_per_run: int | None = None, progress: bool = True,
+                 dtype=torch.float64, **_):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        _refuse(spec, precision)
+        if trials_per_run is not None and not (isinstance(trials_per_run, int) and trials_per_run >= 1):
+            raise ValueError(f"trials_per_run must be an integer >= 1, got {trials_per_run!r}")
+        self.spec, self.w, self.dtype, self.precision, self.progress = spec, weights, dtype, precision, progress
         self.c = lif_constants(spec.neuron, spec.dt)
+        self.quantization = None
+        if precision == "fixed" or weight_bits is not None:
+            self.quantization = loihi_quantization(spec, weights, 8 if weight_bits is None else weight_bits,
+                                                   vth_target)
+        n = spec.n_hidden
+        self.trials_per_run = trials_per_run or max(1, int(math.sqrt(_MAX_BLOCK_ENTRIES)) // n)
 
-    def _trial(self, x: np.ndarray) -> np.ndarray:
-        RunSteps, Loihi2SimCfg, Dense, Sink, Source, LIF = _import_lava()
-        n, T = self.spec.n_hidden, x.shape[0]
-        source = Source(data=(x @ self.w.W_in.T).T)          # input currents W_in x[t], [n, T]
-        w_rec = Dense(weights=self.w.W_rec)
-        lif = LIF(shape=(n,), du=self.c.du, dv=self.c.dv, vth=self.spec.neuron.v_th, bias_mant=self.w.b,
-                  u=np.zeros(n), v=np.zeros(n))
-        sink = Sink(shape=(n,), buffer=T)
+    @property
+    def n_hidden(self) -> int:
+        return self.spec.n_hidden
+
+    def weights(self):
+        """The weights this network runs with (recurrent and bias as quantized, if they are)."""
+        w = self.w.copy()
+        if self.quantization is not None:
+            w.W_rec = self.quantization.W_rec.copy()
+            if self.precision == "fixed":
+                w.b = self.quantization.bias.copy()
+        return w
+
+    # -- one Lava run: B trials side by side ------------------------------------------------
+    def _processes(self, currents: np.ndarray, trials: int):
+        """Source, LIF, recurrent projection and sink for ``currents [T, trials, n]`` (real units)."""
+        lv, n, q = _import_lava(), self.n_hidden, self.quantization
+        T = currents.shape[0]
+        neuron = self.spec.neuron
+        flat = currents.reshape(T, trials * n).T                  # [trials·n, T], trial-major
+        if self.precision == "fixed":
+            source = lv.Source(data=q.input_current(flat))
+            lif_args = dict(du=q.du, dv=q.dv, vth=q.vth_mant, bias_mant=np.tile(q.bias_mant, trials),
+                            bias_exp=np.tile(q.bias_exp, trials))
+            W, conn = q.W_rec_mant.astype(float), dict(weight_exp=q.weight_exp, num_weight_bits=q.weight_bits,
+                                                       sign_mode=getattr(lv.SignMode, q.sign_mode.upper()))
+        else:
+            source = lv.Source(data=flat)
+            lif_args = dict(du=self.c.du, dv=self.c.dv, vth=neuron.v_th, bias_mant=np.tile(self.w.b, trials))
+            W, conn = (self.w.W_rec if q is None else q.W_rec), {}
+        zeros = np.zeros(trials * n)
+        if self.c.refractory_steps > 0:
+            lif = lv.LIFRefractory(shape=(trials * n,), u=zeros, v=zeros,
+                                   refractory_period=self.c.refractory_steps, **lif_args)
+        else:
+            lif = lv.LIF(shape=(trials * n,), u=zeros, v=zeros, **lif_args)
+        if trials == 1:
+            rec = lv.Dense(weights=np.array(W), **conn)
+        else:
+            import scipy.sparse
+            rec = lv.Sparse(weights=scipy.sparse.block_diag([scipy.sparse.csr_matrix(W)] * trials, format="csr"),
+                            **conn)
+        sink = lv.Sink(shape=(trials * n,), buffer=T)
         source.s_out.connect(lif.a_in)
-        lif.s_out.connect(w_rec.s_in)
-        w_rec.a_out.connect(lif.a_in)
+        lif.s_out.connect(rec.s_in)
+        rec.a_out.connect(lif.a_in)
         lif.s_out.connect(sink.a_in)
+        return lif, sink
+
+    def _run_trials(self, currents: np.ndarray) -> np.ndarray:
+        """Spikes ``[T, trials, n]`` for input currents ``[T, trials, n]`` in one Lava run."""
+        lv = _import_lava()
+        T, trials, n = currents.shape
+        lif, sink = self._processes(currents, trials)
         try:
-            lif.run(condition=RunSteps(num_steps=T), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
-            spikes = np.asarray(sink.data.get()).T             # [T, n]
+            lif.run(condition=lv.RunSteps(num_steps=T), run_cfg=lv.Loihi2SimCfg(select_tag=_TAGS[self.precision]))
+            spikes = np.asarray(sink.data.get())                  # [trials·n, T]
         finally:
             lif.stop()
-        return spikes
+        return (spikes.T.reshape(T, trials, n) != 0).astype(float)
 
-    def run(self, inputs) -> Trajectory:
+    def _trial(self, x: np.ndarray) -> np.ndarray:
+        """Spikes ``[T, n]`` of one trial with inputs ``x [T, n_in]`` (the benchmark's entry)."""
+        return self._run_trials((x @ self.w.W_in.T)[:, None])[:, 0]
+
+    def run(self, inputs, **_) -> Trajectory:
+        """Run on ``inputs [T, B, n_in]``: ``trials_per_run`` trials per Lava run, side by side."""
         x = np.asarray(inputs.detach().cpu() if torch.is_tensor(inputs) else inputs, dtype=float)
-        spikes = np.stack([self._trial(x[:, b]) for b in range(x.shape[1])], 1).astype(float)
+        if x.ndim != 3 or x.shape[2] != self.spec.n_inputs:
+            raise ValueError(f"inputs must have shape [T, B, n_inputs={self.spec.n_inputs}], got {x.shape}")
+        currents = x @ self.w.W_in.T                              # [T, B, n]
+        B, k = x.shape[1], self.trials_per_run
+        chunks = range(0, B, k)
+        parts = [self._run_trials(currents[:, i:i + k])
+                 for i in tqdm(chunks, desc=f"lava {self.precision}", disable=not self.progress or len(chunks) == 1,
+                               leave=False)]
+        return self._trajectory(np.concatenate(parts, axis=1))
+
+    def _trajectory(self, spikes: np.ndarray) -> Trajectory:
         rates = np.zeros_like(spikes)
         r = np.zeros(spikes.shape[1:])
         for t in range(spikes.shape[0]):
@@ -140,9 +354,15 @@ class LavaNetwork:
         outputs = rates @ self.w.W_out.T + self.w.b_out
         t = lambda a: torch.as_tensor(a, dtype=self.dtype)
         return Trajectory(states=t(np.full_like(spikes, np.nan)), rates=t(rates), outputs=t(outputs),
-                          spikes=t(spikes), extra={"note": "Lava's membrane is not recorded"})
+                          spikes=t(spikes))
 
 
-def export_lava(net, path=None, precision: str = "float", **_) -> LavaNetwork:
-    """The trained LIF network ``net`` as a ``LavaNetwork``."""
-    return LavaNetwork(net.spec, net.weights(), precision=precision)
+def export_lava(net, path=None, precision: str = "float", **options) -> LavaNetwork:
+    """The trained LIF network ``net`` as a ``LavaNetwork`` (``options``: ``weight_bits``,
+    ``vth_target``, ``trials_per_run``, ``progress``).  Lava has no file format: ``path`` must be None."""
+    if path is not None:
+        raise ValueError(f"export to Lava builds processes in memory; path must be None, got {path!r}")
+    if getattr(net, "backend", None) not in ("lif", "lava"):
+        raise ValueError(f"cannot export to Lava: a {getattr(net, 'backend', type(net).__name__)!r} network — "
+                         f"rate neurons; compile the spec with backend 'lif'")
+    return LavaNetwork(net.spec, net.weights(), precision=precision, **options)
