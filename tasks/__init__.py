@@ -29,6 +29,8 @@ REGISTRY = {
     "context": _neurogym("context_decision_making"),
     "sum_of_sines": _lazy("force_targets", "SumOfSines"),
     "reaching": _lazy("reaching", "Reaching"),
+    "interval": _lazy("timing", "IntervalReproduction"),
+    "detection": _lazy("timing", "VibrotactileDetection"),
 }
 
 
