@@ -87,3 +87,13 @@ def _save(fig, path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def pyplot():
+    """matplotlib.pyplot with the Agg backend: figures elsewhere in neuro go through this module."""
+    return plt
+
+
+def save(fig, path) -> Path:
+    """Lay out, write at 120 dpi (creating folders) and close ``fig``."""
+    return _save(fig, path)

@@ -22,6 +22,8 @@ REGISTRY: dict = {
     "es": "neuro.rules.evolution:EvolutionStrategies",
     "force": "neuro.rules.force:FORCE",
     "full_force": "neuro.rules.force:FullFORCE",
+    "reservoir": "neuro.rules.innate:Reservoir",
+    "innate": "neuro.rules.innate:Innate",
     "reward_hebbian": "neuro.rules.reward_hebbian:RewardHebbian",
     "reinforce": "neuro.rules.reinforce:Reinforce",
 }
