@@ -1,0 +1,237 @@
+"""``neuro compare SPEC --task 2af --rule eprop``: the rate and the LIF variant of one spec, side by side.
+
+Both variants start from the same weights (``neuro.init_weights(spec, seed)``) and are
+trained with the same rule, iterations, batches and seed.  The report: held-out accuracy
+of each, firing statistics of the LIF network (mean rate in Hz, fraction of silent
+neurons, CV of the inter-spike intervals), and the angular Procrustes distance
+(``neuro.similarity.procrustes_distance``, in [0, π/2]) between the rate units'
+activity and the LIF neurons' filtered spikes on the same test trials.  The command
+writes ``summary.json``, ``summary.md`` and ``compare.png`` into ``--out``.
+
+The variants: a rate spec's LIF variant takes ``tau_syn = tau_readout = tau`` (the rate
+time constant: Kim, Li & Sejnowski 2019's correspondence) and ``tau_mem >= dt``, the other
+LIF fields as written in the spec; a LIF spec's rate variant takes the spec's ``tau`` and
+``activation`` fields.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import neuro
+
+TEST_TRIALS = 64
+
+
+def variants(spec) -> tuple:
+    """``(rate_spec, lif_spec)`` of one spec (see the module docstring); ``ValueError`` if either is invalid."""
+    n = spec.neuron
+    p = "populations[0].neuron."
+    try:
+        if n.model == "rate":
+            rate_spec = spec
+            lif_spec = spec.replace(**{p + "model": "lif", p + "tau_syn": float(n.tau), p + "tau_readout": float(n.tau),
+                                       p + "tau_mem": float(max(n.tau_mem, spec.dt))})
+        else:
+            lif_spec = spec
+            rate_spec = spec.replace(**{p + "model": "rate"})
+    except ValueError as e:
+        raise ValueError(f"spec {spec.name!r} has no valid {'LIF' if n.model == 'rate' else 'rate'} variant: "
+                         f"{e}") from None
+    return rate_spec, lif_spec
+
+
+def firing_statistics(spikes, mask, dt: float) -> dict:
+    """Mean rate (Hz), fraction of neurons that never spike and the mean CV of the
+    inter-spike intervals (neurons with >= 3 ISIs) over the valid steps of ``spikes [T, B, N]``."""
+    s = np.asarray(spikes, dtype=float)
+    m = np.asarray(mask, dtype=float)[..., None] > 0
+    s = s * m
+    steps = m.sum()                       # valid (step, trial) pairs
+    counts = s.sum((0, 1))
+    cvs = []
+    for j in range(s.shape[2]):
+        isis = [np.diff(np.flatnonzero(s[:, b, j])) for b in range(s.shape[1])]
+        isis = np.concatenate(isis) if isis else np.array([])
+        if len(isis) >= 3:
+            cvs.append(isis.std() / isis.mean())
+    return {"mean_rate_hz": float(counts.sum() / (steps * s.shape[2]) * 1000.0 / dt),
+            "fraction_silent": float((counts == 0).mean()),
+            "cv_isi": float(np.mean(cvs)) if cvs else None,
+            "neurons_with_cv": len(cvs)}
+
+
+def _resolve(spec, task, rule):
+    from neuro.commands.common import fit_spec_to_task, task_for
+    if not isinstance(spec, neuro.NetworkSpec):
+        raise ValueError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
+    rate_spec, lif_spec = variants(spec)
+    if isinstance(task, str):
+        task = task_for(task, rate_spec)          # ValueError naming the known tasks
+    rate_spec, lif_spec = fit_spec_to_task(rate_spec, task), fit_spec_to_task(lif_spec, task)
+    base = fit_spec_to_task(spec, task)
+    rule_name = rule if isinstance(rule, str) else getattr(rule, "name", type(rule).__name__)
+    return base, rate_spec, lif_spec, task, rule_name
+
+
+def compare(spec, task, rule, iterations: int = 200, seed: int = 0, progress: bool = True, lr: float = 1e-2,
+            batch_size: int = 32, test_trials: int = TEST_TRIALS) -> dict:
+    """Train the rate and the LIF variant of ``spec`` on ``task`` with ``rule`` and compare them.
+
+    ``task`` / ``rule``: names or objects.  Returns a JSON-ready dict (``summary.json``) plus
+    ``traces`` (numpy arrays of the first test trial, for the figure).
+    """
+    base, rate_spec, lif_spec, task, rule_name = _resolve(spec, task, rule)
+    weights = neuro.init_weights(base, seed)
+    result = {"spec": spec.name, "task": getattr(task, "name", str(task)), "rule": rule_name,
+              "iterations": iterations, "seed": seed, "lr": lr, "batch_size": batch_size,
+              "test_trials": test_trials, "dt_ms": base.dt}
+    test = task.batch(test_trials, seed=(seed, 999_983))
+    trajs = {}
+    for kind, s in (("rate", rate_spec), ("lif", lif_spec)):
+        net = neuro.compile(s, kind, weights.copy())
+        rule_obj = neuro.rules.get(rule) if isinstance(rule, str) else rule
+        t0 = time.perf_counter()
+        hist = neuro.train(net, task, rule_obj, iterations=iterations, lr=lr, batch_size=batch_size, seed=seed,
+                           progress=progress, desc=f"{kind} {rule_name}")
+        seconds = time.perf_counter() - t0
+        with torch.no_grad():
+            traj = net.run(test.inputs)
+        trajs[kind] = traj
+        acc = [a for a in hist.accuracy if a == a]
+        result[kind] = {"accuracy": float(task.accuracy(traj.outputs, test)),
+                        "train_accuracy_last": float(np.mean(acc[-10:])) if acc else None,
+                        "final_loss": float(np.mean(hist.loss[-10:])) if len(hist) else None,
+                        "train_seconds": round(seconds, 3),
+                        "neuron": {k: v for k, v in vars(s.neuron).items()},
+                        "history": {"iteration": hist.iteration, "loss": hist.loss, "accuracy": hist.accuracy}}
+    mask = test.mask.numpy()
+    result["lif"]["firing"] = firing_statistics(trajs["lif"].spikes.numpy(), mask, base.dt)
+    valid = mask.reshape(-1) > 0
+    x = trajs["rate"].rates.numpy().reshape(-1, base.n_hidden)[valid]
+    y = trajs["lif"].rates.numpy().reshape(-1, base.n_hidden)[valid]
+    try:
+        result["procrustes_distance"] = neuro.similarity.procrustes_distance(x, y)
+        result["procrustes_note"] = "rate units' f(h) vs LIF filtered spikes, valid steps of the test trials"
+    except ValueError as e:       # e.g. a silent LIF network: its representation has no shape
+        result["procrustes_distance"] = None
+        result["procrustes_note"] = str(e)
+    T0 = int(mask[:, 0].sum())
+    result["traces"] = {"rate_rates": trajs["rate"].rates[:T0, 0].numpy(),
+                        "lif_spikes": trajs["lif"].spikes[:T0, 0].numpy(),
+                        "lif_voltage": trajs["lif"].states[:T0, 0].numpy(),
+                        "lif_filtered": trajs["lif"].rates[:T0, 0].numpy(),
+                        "v_th": lif_spec.neuron.v_th}
+    return result
+
+
+def summary_markdown(r: dict) -> str:
+    f = r["lif"]["firing"]
+    pd = r["procrustes_distance"]
+    cv = "n/a" if f["cv_isi"] is None else f"{f['cv_isi']:.2f}"
+    lines = [f"# neuro compare: {r['spec']} on {r['task']} with {r['rule']}", "",
+             f"{r['iterations']} iterations, lr {r['lr']}, batch {r['batch_size']}, seed {r['seed']}, "
+             f"dt {r['dt_ms']} ms; held-out accuracy on {r['test_trials']} test trials.", "",
+             "| variant | test accuracy | train accuracy (last 10) | final loss | train time (s) |",
+             "|---|---|---|---|---|"]
+    for k in ("rate", "lif"):
+        v = r[k]
+        tr = "n/a" if v["train_accuracy_last"] is None else f"{v['train_accuracy_last']:.3f}"
+        fl = "n/a" if v["final_loss"] is None else f"{v['final_loss']:.4f}"
+        lines.append(f"| {k} | {v['accuracy']:.3f} | {tr} | {fl} | {v['train_seconds']:.1f} |")
+    lines += ["", f"LIF firing: mean rate {f['mean_rate_hz']:.1f} Hz, silent fraction {f['fraction_silent']:.2f}, "
+                  f"CV of ISI {cv} ({f['neurons_with_cv']} neurons with >= 3 ISIs).", "",
+              "Procrustes distance (rate activity vs LIF filtered spikes): "
+              + ("undefined — " + r["procrustes_note"] if pd is None else f"{pd:.3f} rad (0 = same shape, π/2 = orthogonal)"),
+              ""]
+    return "\n".join(lines)
+
+
+def plot_compare(r: dict, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    with plt.rc_context({"font.family": "DejaVu Sans"}):   # a font every matplotlib has
+        _plot(plt, r, path)
+
+
+def _plot(plt, r: dict, path) -> None:
+    tr, dt = r["traces"], r["dt_ms"]
+    fig, ax = plt.subplots(2, 3, figsize=(15, 7.5))
+    for k, c in (("rate", "C0"), ("lif", "C3")):
+        h = r[k]["history"]
+        ax[0, 0].plot(h["iteration"], h["loss"], c, label=k)
+        acc = np.asarray(h["accuracy"], dtype=float)
+        ok = ~np.isnan(acc)
+        ax[0, 1].plot(np.asarray(h["iteration"])[ok], acc[ok], c, label=k)
+    ax[0, 0].set(title="training loss", xlabel="iteration", yscale="log")
+    ax[0, 1].set(title="training accuracy", xlabel="iteration", ylim=(-0.02, 1.02))
+    ax[0, 0].legend(), ax[0, 1].legend()
+    s = tr["lif_spikes"]
+    t_idx, n_idx = np.nonzero(s)
+    ax[0, 2].scatter(t_idx * dt, n_idx, s=2, c="k", marker="|")
+    ax[0, 2].set(title="LIF spike raster (test trial 0)", xlabel="time (ms)", ylabel="neuron",
+                 xlim=(0, s.shape[0] * dt), ylim=(-0.5, s.shape[1] - 0.5))
+    t = np.arange(s.shape[0]) * dt
+    show = np.argsort(-tr["lif_filtered"].std(0))[:3]      # the most modulated neurons
+    v = tr["lif_voltage"]
+    step = max(1.5 * tr["v_th"], float(np.ptp(v[:, show])) * 1.1 if v.size else 0.0)
+    for i, j in enumerate(show):
+        ax[1, 0].plot(t, v[:, j] + step * i, lw=0.8)
+        ax[1, 0].axhline(tr["v_th"] + step * i, color="gray", ls=":", lw=0.6)
+    ax[1, 0].set(title="LIF membrane potential before reset (3 most modulated, offset; dotted: v_th)",
+                 xlabel="time (ms)")
+    ax[1, 1].plot(t, tr["lif_filtered"][:, show], lw=0.8)
+    ax[1, 1].set(title="LIF filtered spikes (same neurons)", xlabel="time (ms)")
+    ax[1, 2].plot(t, tr["rate_rates"][:, show], lw=0.8)
+    ax[1, 2].set(title="rate units f(h) (same indices)", xlabel="time (ms)")
+    pd = r["procrustes_distance"]
+    fig.suptitle(f"{r['spec']} / {r['task']} / {r['rule']}: test accuracy rate {r['rate']['accuracy']:.2f}, "
+                 f"LIF {r['lif']['accuracy']:.2f}; LIF {r['lif']['firing']['mean_rate_hz']:.1f} Hz; "
+                 f"Procrustes {'n/a' if pd is None else f'{pd:.2f}'} rad")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_outputs(r: dict, out) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = {k: v for k, v in r.items() if k != "traces"}
+    (out / "summary.json").write_text(json.dumps(data, indent=2, default=float))
+    (out / "summary.md").write_text(summary_markdown(r))
+    plot_compare(r, out / "compare.png")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="spec file (.toml/.json) or a ready model name, e.g. romo_rate or 2af_lif")
+    p.add_argument("--task", default="2af", help=f"one of {neuro.tasks.names()}")
+    p.add_argument("--rule", default="bptt", help="a gradient rule, e.g. bptt or eprop")
+    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output folder (default runs/compare-SPEC-TASK-RULE-sSEED)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from neuro.commands.common import load_spec_arg
+    spec = load_spec_arg(args.spec)
+    if args.task not in neuro.tasks.names():
+        raise ValueError(f"task must be one of {neuro.tasks.names()}, got {args.task!r}")
+    r = compare(spec, args.task, args.rule, iterations=args.iterations, seed=args.seed,
+                progress=not args.no_progress, lr=args.lr, batch_size=args.batch_size)
+    out = Path(args.out or f"runs/compare-{spec.name}-{args.task}-{args.rule}-s{args.seed}")
+    write_outputs(r, out)
+    f, pd = r["lif"]["firing"], r["procrustes_distance"]
+    print(f"test accuracy: rate {r['rate']['accuracy']:.3f}, LIF {r['lif']['accuracy']:.3f}; "
+          f"LIF {f['mean_rate_hz']:.1f} Hz, {f['fraction_silent']:.0%} silent; Procrustes distance "
+          f"{'n/a' if pd is None else f'{pd:.3f}'} rad; written to {out}")
+    return 0
