@@ -154,9 +154,8 @@ def summary_markdown(r: dict) -> str:
 
 
 def plot_compare(r: dict, path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from neuro.plots import pyplot
+    plt = pyplot()
     with plt.rc_context({"font.family": "DejaVu Sans"}):   # a font every matplotlib has
         _plot(plt, r, path)
 

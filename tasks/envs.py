@@ -30,11 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-try:
-    import neurogym as ngym
-    from neurogym import spaces
-except ModuleNotFoundError:  # pragma: no cover - install.sh installs it
-    ngym = None
+from .neurogym_tasks import _ngym as ngym     # neurogym is imported in that one module
+
+spaces = ngym.spaces if ngym is not None else None
 
 _TrialEnv = ngym.TrialEnv if ngym is not None else object
 

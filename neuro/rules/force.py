@@ -220,7 +220,7 @@ class FullFORCE(_OnlineRule):
             _check(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, f"full_force {opt}",
                    "a finite number >= 0", v)
         _check(teacher_tau is None or (isinstance(teacher_tau, (int, float)) and teacher_tau > 0),
-               "full_force teacher_tau", "None (the learner's tau) or a number > 0 (ms)", teacher_tau)
+               "full_force teacher_tau", "None (the trained current's time constant) or a number > 0 (ms)", teacher_tau)
         _check(current_scale is None or (isinstance(current_scale, (int, float)) and current_scale > 0),
                "full_force current_scale", "None (v_th·dv on LIF, 1 on rate) or a number > 0", current_scale)
         self.teacher_gain, self.target_scale = float(teacher_gain), float(target_scale)
@@ -247,9 +247,13 @@ class FullFORCE(_OnlineRule):
         import neuro
         from neuro.weights import Weights
         spec = net.spec
-        tau = self.teacher_tau or (spec.neuron.tau if spec.neuron.model == "rate" else None)
-        _check(tau is not None and tau >= spec.dt, "full_force teacher_tau",
-               f"a number >= dt = {spec.dt} ms (required for a spiking learner)", tau)
+        # a spiking learner's teacher runs at the trained current's time constant: with a faster teacher
+        # (50 ms for a 100 ms slow current) its currents change faster than the slow synapse can follow
+        # and the training error grows from segment to segment (measured: NMSE 0.005 -> 0.67 in 10 s)
+        neuron = spec.neuron
+        trained_tau = neuron.tau if neuron.model == "rate" else (neuron.tau_syn_slow or neuron.tau_syn)
+        tau = self.teacher_tau or trained_tau
+        _check(tau >= spec.dt, "full_force teacher_tau", f"a number >= dt = {spec.dt} ms", tau)
         tspec = neuro.NetworkSpec(dt=spec.dt, n_inputs=spec.n_inputs, n_outputs=n_out, populations=[
             neuro.spec.PopulationSpec(size=n, neuron=neuro.spec.NeuronSpec(model="rate", tau=tau,
                                                                            activation="tanh"))])

@@ -176,9 +176,8 @@ def summarize(rows, cfg: Config) -> str:
 
 
 def plot(rows, cfg: Config, out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from neuro.plots import pyplot
+    plt = pyplot()
     xs = [b if b != FULL_PRECISION else 10 for b in cfg.bits]
     ticks = [str(b) if b != FULL_PRECISION else "f64" for b in cfg.bits]
     for key, precisions, name, ylabel in (("accuracy", ("float", "fixed"), "accuracy_vs_bits.png", "held-out accuracy"),

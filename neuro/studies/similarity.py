@@ -445,9 +445,8 @@ def _curve(ax, series, color, label, ls="-"):
 
 
 def _figures(cfg, rows, floors, out):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from neuro.plots import pyplot
+    plt = pyplot()
     with plt.rc_context({"font.family": "DejaVu Sans"}):     # some imported packages ask for fonts we lack
         for name in cfg.tasks:
             _figure(cfg, rows, floors, out, name, plt)
