@@ -203,3 +203,17 @@ def test_wrong_backend_for_the_neuron_model_is_clear():
         neuro.compile(neuro.models.load("romo_rate"), "lif")
     with pytest.raises(ValueError, match="backend 'rate' needs"):
         neuro.compile(lif_spec(), "rate")
+
+
+def test_event_driven_inference_gives_the_dense_runs_spikes():
+    """Without autograd a single trial sums only the spiking neurons' columns; the spikes must not change."""
+    spec = neuro.models.load("2af_lif").replace(**{"populations[0].size": 300, "populations[0].neuron.tau_syn_slow": 50.0,
+                                                    "recurrent.density": 0.2, "recurrent.gain": 0.3, "input.gain": 1.0})
+    net = neuro.compile(spec, "lif", neuro.init_weights(spec, 1), dtype=torch.float64)
+    x = torch.rand(500, 1, spec.n_inputs, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with torch.no_grad():
+        sparse = net.run(x)
+    dense = net.run(x)                                   # the weights require grad: the dense matmul
+    assert 0 < float(sparse.spikes.mean()) < 0.25
+    assert torch.equal(sparse.spikes, dense.spikes.detach())
+    torch.testing.assert_close(sparse.outputs, dense.outputs.detach(), rtol=1e-12, atol=1e-12)
