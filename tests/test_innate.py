@@ -42,7 +42,8 @@ def test_reservoir_learns_2af_above_chance():
 
 def test_innate_training_makes_the_chaotic_transient_reproducible():
     """Laje & Buonomano 2013: after RLS on the recurrent weights, noisy runs from perturbed states stay on
-    the innate trajectory (measured: mean squared distance 0.19 -> 0.005); the readout then learns the chirp."""
+    the innate trajectory (measured: mean squared distance 0.40 -> 0.017); the readout then learns the chirp
+    (1 - NMSE 0.93 on its third trial)."""
     spec = rate_spec(200, density=1.0, input_gain=1.0)
     net = neuro.compile(spec, "rate", depasquale_weights(spec, 0), dtype=torch.float64)
     task = PulseChirp(dt=1.0, trial_ms=1000.0)
