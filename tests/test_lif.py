@@ -217,3 +217,19 @@ def test_event_driven_inference_gives_the_dense_runs_spikes():
     assert 0 < float(sparse.spikes.mean()) < 0.25
     assert torch.equal(sparse.spikes, dense.spikes.detach())
     torch.testing.assert_close(sparse.outputs, dense.outputs.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_flossing_a_lif_network_moves_its_surrogate_exponents_toward_zero():
+    """Gradient flossing through the surrogate Jacobian (Engelken 2023 on the LIF map): 30 Adam steps
+    at lr 0.03 take Σλ² (k = 4) from 0.93 to 0.82 and λ_max from -0.46 to -0.38 per step (measured)."""
+    from neuro.flossing import flossing_loss
+    spec = neuro.models.load("2af_lif").replace(**{"populations[0].size": 32})
+    net = neuro.compile(spec, "lif", neuro.init_weights(spec, 0), dtype=torch.float64)
+    x = neuro.tasks.get("2af", dt=spec.dt).batch(4, seed=0, dtype=torch.float64).inputs
+    with torch.no_grad():
+        before = float(flossing_loss(net, x, k=4))
+    history = neuro.floss(net, steps=30, k=4, lr=3e-2, inputs=x, progress=False)
+    with torch.no_grad():
+        after = float(flossing_loss(net, x, k=4))
+    assert after < 0.93 * before
+    assert history["max_exponent"][-1] > history["max_exponent"][0] + 0.05
