@@ -21,7 +21,36 @@ is +, as in the review's Eq. 27.)
 
 The network runs through the online protocol every backend offers
 (``init_state``/``advance(extra=Δ)``/``activity``/``readout``/``set_weight``), so the
-rule runs unchanged on the LIF backend, where "x" is the membrane potential.
+same loop drives the LIF backend (``backends/lif.py``).  There the perturbation Δ
+is an extra input current (it enters ``a[t]``, hence the synaptic current u and
+then the membrane), the presynaptic factor r_j is the exponentially filtered
+spike train (``activity``, time constant ``tau_readout``), and the postsynaptic
+factor is chosen by ``lif_post``:
+
+* ``"v"`` (default): the membrane potential before reset, x̄ its running
+  average as for rate units.  Miconi's rule works because the supralinear S
+  separates scales (his Eq. 29 and the discussion around it): at dt = 1 ms a
+  kick moves x by A·dt/τ ≈ 0.5 in one step, the recurrent drift only by ~0.01,
+  so after cubing the trace is almost all kick — a node-perturbation estimate
+  without the node having to know it was perturbed.  On a LIF unit the kick
+  enters u and, in the same step, v, so Δv ≈ A; the other large excursions of
+  v are the resets after spikes, ≈ -v_th.  With A ≫ v_th (the default A = 16,
+  v_th = 1) the cubed kick (A³) outweighs each reset (v_th³) by orders of
+  magnitude, the same separation of scales.
+* ``"rate"``: the filtered spike train r_i minus its running average.  Smooth
+  and without reset artifacts, but a kick-driven spike raises r_i exactly as
+  much as any other spike, so the trace cannot tell exploration from ongoing
+  activity and the cube brings no separation; kept for comparison.
+
+With the cube, r_j³ weights strongly firing presynaptic neurons more than
+Miconi's tanh rates do (r_j is not bounded by 1); only the relative size of the
+trace entries matters once ``max_dw`` clips the update.  Measured on 2AF (README,
+"Learning from reward"): on the LIF backend neither choice learned in the
+settings tried: the untrained network gave the same answer on every trial of a
+type (also with a zero-mean fixed readout), the kicks did not flip it, and with
+a per-type baseline R̄ a deterministic outcome leaves R - R̄ = 0 — no learning
+signal.
+
 Actions come from a softmax policy over the readout (or its argmax with
 ``greedy=True``); the reward is the env's.
 """
@@ -106,11 +135,14 @@ class RewardHistory:
         tmp.replace(path)
 
 
-def _potential(state) -> torch.Tensor:
-    """The unit's "activation" x whose fluctuations the trace uses: h for rate units, the
-    membrane potential (before reset) for LIF units."""
+def _potential(state, lif_post: str = "v") -> torch.Tensor:
+    """The unit's "activation" x whose fluctuations the trace uses: h for rate units; for LIF
+    units the membrane potential before reset (``lif_post="v"``) or the filtered spikes r
+    (``"rate"``)."""
     if torch.is_tensor(state):
         return state
+    if lif_post == "rate":
+        return state["r"]
     return state["v_pre"] if "v_pre" in state else state["v"]
 
 
@@ -123,7 +155,11 @@ class RewardHebbian:
     parallel with the same weights; their updates are averaged; Miconi: 1),
     ``plastic`` the weights that learn (``W_rec``; ``W_out`` too: its trace uses the
     readout's fluctuations), ``greedy`` takes the argmax action instead of sampling,
-    ``quiet_steps`` the first steps of a trial without perturbation or trace.
+    ``quiet_steps`` the first steps of a trial without perturbation or trace,
+    ``lif_post`` the postsynaptic factor on a LIF network (``"v"``: membrane potential,
+    ``"rate"``: filtered spikes; see the module docstring; ignored on rate networks).
+    On a LIF network ``perturbation_amplitude`` is an input current in units of v_th;
+    ``lif_post="v"`` wants it well above v_th.
     """
 
     name = "reward_hebbian"
@@ -132,7 +168,7 @@ class RewardHebbian:
     def __init__(self, lr: float = 0.1, perturbation_prob: float = 0.003, perturbation_amplitude: float = 16.0,
                  activity_decay: float = 0.05, reward_decay: float = 0.75, max_dw: float = 3e-4,
                  exponent: int = 3, trials_per_update: int = 1, plastic: tuple = ("W_rec",),
-                 greedy: bool = False, quiet_steps: int = 3):
+                 greedy: bool = False, quiet_steps: int = 3, lif_post: str = "v"):
         _check(lr > 0, "lr", "> 0", lr)
         _check(0 <= perturbation_prob <= 1, "perturbation_prob", "in [0, 1] (per neuron per ms)", perturbation_prob)
         _check(perturbation_amplitude >= 0, "perturbation_amplitude", ">= 0", perturbation_amplitude)
@@ -146,6 +182,9 @@ class RewardHebbian:
         _check(set(plastic) <= {"W_rec", "W_out"} and len(plastic) > 0, "plastic",
                "a non-empty subset of ('W_rec', 'W_out')", plastic)
         self.lr, self.perturbation_prob, self.perturbation_amplitude = lr, perturbation_prob, perturbation_amplitude
+        _check(lif_post in ("v", "rate"), "lif_post", "'v' (membrane potential) or 'rate' (filtered spikes)",
+               lif_post)
+        self.lif_post = lif_post
         self.activity_decay, self.reward_decay, self.max_dw = activity_decay, reward_decay, max_dw
         self.exponent, self.trials_per_update, self.plastic = exponent, trials_per_update, tuple(plastic)
         self.greedy, self.quiet_steps = greedy, quiet_steps
@@ -166,7 +205,7 @@ class RewardHebbian:
         N = p["W_rec"].shape[-1]
         state = net.init_state(B)
         prob = 1.0 - (1.0 - self.perturbation_prob) ** env.dt      # per step
-        x_bar = _potential(state).clone()
+        x_bar = _potential(state, self.lif_post).clone()
         r_prev = net.activity(state)
         z_bar = net.readout(r_prev, p)
         post, pre, logits, post_out, pre_out = [], [], [], [], []
@@ -177,7 +216,7 @@ class RewardHebbian:
                 amp = (2 * torch.rand(B, N, generator=generator, dtype=inputs.dtype) - 1) * self.perturbation_amplitude
                 kick = hit * amp
             state = net.advance(state, inputs[t], extra=kick, params=p)
-            x, r = _potential(state), net.activity(state)
+            x, r = _potential(state, self.lif_post), net.activity(state)
             z = net.readout(r, p)
             if t >= self.quiet_steps:
                 post.append(x - x_bar)
