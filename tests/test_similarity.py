@@ -157,3 +157,34 @@ def test_similarity_study_runs_end_to_end_and_a_network_is_at_distance_zero_from
     other = rates[0] @ np.linalg.qr(np.random.default_rng(0).normal(size=(8, 8)))[0]
     assert procrustes_distance(rates[0], other) == pytest.approx(0.0, abs=1e-6)
     del torch
+
+
+def test_study_scales_keep_quick_and_full_and_medium_fits_the_noise_floor():
+    from neuro.studies import similarity as study
+    assert study.Config.scaled("quick") == study.Config.quick()
+    assert study.Config.scaled("full") == study.Config()
+    med = study.Config.medium()
+    for name in med.tasks:                  # the model-vs-floor comparison needs n_sample <= model units
+        assert med.teacher_hidden[name] // 2 <= med.n_hidden[name]
+    with pytest.raises(ValueError):
+        study.Config.scaled("huge")
+
+
+def test_snapshot_iterations_start_at_zero_end_at_the_last_and_add_evenly_spaced_ones():
+    from neuro.studies.similarity import _snapshot_iterations
+    assert _snapshot_iterations(300, 6) == [0, 1, 4, 17, 72, 300]
+    its = _snapshot_iterations(1500, 8, 8)
+    assert its[0] == 0 and its[-1] == 1500 and its == sorted(set(its))
+    assert all(int(i) in its for i in np.round(np.linspace(0, 1500, 9))[1:])
+    assert len(its) == 15
+
+
+def test_the_teacher_standing_in_for_the_data_can_be_trained_with_another_rule():
+    import neuro
+    from neuro.studies import similarity as study
+    cfg = study.Config(teacher_hidden={"context": 10}, teacher_iterations={"context": 2}, batch_size=4,
+                       teacher_rule="eprop")
+    task = neuro.tasks.get("context")
+    cond = task.batch(6, seed=2013)
+    ref, source = study._data("context", task, cond, cfg, None, progress=False)
+    assert ref.shape == (6, cond.inputs.shape[0], 10) and source.startswith("teacher (e-prop")

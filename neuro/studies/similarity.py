@@ -20,7 +20,9 @@ start and end matched).
 
 Gains multiply the default initialization of the recurrent and readout weights
 (the paper's definition).  Everything lands in one run folder: ``config.json``,
-``snapshots.csv`` (one row per run × snapshot), ``claims.md``, figures.
+``snapshots.csv`` (one row per run × snapshot), ``summary.csv`` (final accuracy and distance per
+rule / gain / lr), ``claims.md`` and ``claims.csv``, figures.  Scales: ``--quick``, ``--scale medium``
+(one core, ~18 CPU-minutes; its output is in docs/similarity/) and the default full run.
 """
 from __future__ import annotations
 
@@ -62,10 +64,13 @@ class Config:
     gain_rules: list = field(default_factory=lambda: ["bptt", "eprop"])
     lrs: list = field(default_factory=lambda: [1e-3, 3e-4, 1e-4])
     snapshots: int = 8                     # log-spaced snapshot iterations (0 and the last included)
+    linear_snapshots: int = 0              # plus this many evenly spaced ones: resolution at high accuracy,
+                                           # where the equal-accuracy comparisons are read off
     batch_size: int = 32
     tbptt_k: int = 10
     context_trials: int = 64               # the fixed trials that stand for the context task's conditions
     noise_floor_repeats: int = 20
+    teacher_rule: str = "bptt"             # the rule that trains the teacher standing in for the data
 
     @classmethod
     def quick(cls) -> "Config":
@@ -76,27 +81,61 @@ class Config:
                    reaching_dt=20.0, gains=[0.5, 1.0, 1.5], lrs=[1e-3, 1e-4], snapshots=6, context_trials=48,
                    noise_floor_repeats=10)
 
+    @classmethod
+    def medium(cls) -> "Config":
+        """Between ``quick`` and the full run, sized for one CPU core (18 CPU-minutes measured):
+        4 seeds, N = 64 (teacher 96, so the noise floor's halves of 48 neurons fit in a model),
+        the reaching task at dt = 10 ms (T = 186 as in Sussillo et al.), 1000 iterations there (the
+        paper's; at 500 e-prop reached only 0.67 ± 0.15 and the Dale/ReLU rules < 0.5) and 1500 on
+        the context task (every rule at its ceiling, ~0.87), the learning rates 1e-3, 3e-4, 1e-4,
+        NP/ES on the context task, the Dale/ReLU variants on both tasks, and 8 log-spaced + 8
+        evenly spaced snapshots."""
+        return cls(seeds=4, n_hidden={"reaching": 64, "context": 64}, teacher_hidden={"reaching": 96, "context": 96},
+                   iterations={"reaching": 1000, "context": 1500},
+                   teacher_iterations={"reaching": 1000, "context": 2500},
+                   reaching_dt=10.0, lrs=[1e-3, 3e-4, 1e-4], snapshots=8, linear_snapshots=8)
+
+    @classmethod
+    def scaled(cls, scale: str) -> "Config":
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        return {"quick": cls.quick, "medium": cls.medium, "full": cls}[scale]()
+
+
+SCALES = ("quick", "medium", "full")
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small networks, 2 seeds, NP/ES and the Dale/ReLU variants "
-                                                        "on the context task only: a few minutes on 2 cores")
-    p.add_argument("--out", default=None, help="run folder (default runs/similarity[-quick])")
+                                                        "on the context task only: a few minutes on 2 cores "
+                                                        "(= --scale quick)")
+    p.add_argument("--scale", choices=SCALES, default=None,
+                   help="quick (~1 CPU-minute), medium (4 seeds, N = 64, 1000/1500 iterations: ~18 CPU-minutes "
+                        "on one core) or full (the default: 4 seeds, N = 100; hours)")
+    p.add_argument("--out", default=None, help="run folder (default runs/similarity[-quick|-medium])")
     p.add_argument("--data", default=None, help="your recording for the reaching task: .npy/.npz/.mat, "
                                                 "[27 conditions, time, neurons]")
     p.add_argument("--data-key", default=None, help="the array's name inside a .npz/.mat holding several")
     p.add_argument("--data-axes", default="ctn", help="order of the stored axes (default ctn)")
     p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--teacher-rule", default=None, choices=["bptt", "tbptt", "eprop"],
+                   help="the rule that trains the teacher standing in for the data (default bptt)")
     p.add_argument("--tasks", nargs="+", default=None, choices=["reaching", "context"])
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args) -> int:
-    cfg = Config.quick() if args.quick else Config()
+    scale = args.scale or ("quick" if args.quick else "full")
+    if args.quick and scale != "quick":
+        raise SystemExit(f"--quick contradicts --scale {scale}")
+    cfg = Config.scaled(scale)
     if args.seeds is not None:
         cfg.seeds = args.seeds
     if args.tasks is not None:
         cfg.tasks = args.tasks
-    out = Path(args.out or ("runs/similarity-quick" if args.quick else "runs/similarity"))
+    if getattr(args, "teacher_rule", None):
+        cfg.teacher_rule = args.teacher_rule
+    out = Path(args.out or ("runs/similarity" if scale == "full" else f"runs/similarity-{scale}"))
     data = _load(args) if args.data else None
     study(cfg, out, data=data, progress=not args.no_progress)
     print(f"results in {out}/ (claims.md, snapshots.csv, *.png)")
@@ -155,9 +194,12 @@ def _accuracies(task, outputs, batch) -> list[float]:
             for e in range(outputs.shape[1])]
 
 
-def _snapshot_iterations(total: int, k: int) -> list[int]:
-    its = np.unique(np.round(np.geomspace(1, total, max(k - 1, 1))).astype(int))
-    return [0] + [int(i) for i in its if i > 0]
+def _snapshot_iterations(total: int, k: int, linear: int = 0) -> list[int]:
+    """0, ``k - 1`` log-spaced iterations up to ``total``, and ``linear`` evenly spaced ones; sorted, unique."""
+    its = np.round(np.geomspace(1, total, max(k - 1, 1))).astype(int)
+    if linear:
+        its = np.concatenate([its, np.round(np.linspace(0, total, linear + 1)[1:]).astype(int)])
+    return [0] + [int(i) for i in np.unique(its) if i > 0]
 
 
 # -- the study -----------------------------------------------------------------------
@@ -188,7 +230,10 @@ def study(cfg: Config, out: Path, data=None, progress: bool = True) -> dict:
         _model_vs_floor(name, cfg, floors, pairs, reference)
     elapsed = time.time() - t0
     claims = _claims(cfg, rows, floors, pairs)
-    atomic_write_text(out / "claims.md", _claims_markdown(cfg, claims, floors, elapsed))
+    summary = _summary(rows)
+    common.write_rows(out / "summary.csv", summary)
+    common.write_rows(out / "claims.csv", [{**c, "held": _verdict(c["held"]).strip("*")} for c in claims])
+    atomic_write_text(out / "claims.md", _claims_markdown(cfg, claims, floors, elapsed, summary))
     _figures(cfg, rows, floors, out)
     return {"claims": claims, "rows": rows, "floors": floors, "seconds": elapsed}
 
@@ -205,10 +250,11 @@ def _data(name, task, cond, cfg, data, progress):
         return align(data, grid), "recording"
     spec = _spec(name, task, cfg.teacher_hidden[name])
     teacher = neuro.compile(spec, "rate", neuro.init_weights(spec, seed=9_999))
-    neuro.train(teacher, task, neuro.rules.get("bptt"), iterations=cfg.teacher_iterations[name], lr=cfg.lr,
-                batch_size=cfg.batch_size, seed=9_999, progress=progress, desc=f"{name} teacher (BPTT)")
+    label = RULE_LABELS.get(cfg.teacher_rule, cfg.teacher_rule)
+    neuro.train(teacher, task, _rule(cfg.teacher_rule, cfg), iterations=cfg.teacher_iterations[name], lr=cfg.lr,
+                batch_size=cfg.batch_size, seed=9_999, progress=progress, desc=f"{name} teacher ({label})")
     rates, outputs = condition_activity(teacher, cond)
-    return rates[0], f"teacher (BPTT, N = {cfg.teacher_hidden[name]}, accuracy " \
+    return rates[0], f"teacher ({label}, N = {cfg.teacher_hidden[name]}, accuracy " \
                      f"{_accuracies(task, outputs, cond)[0]:.2f})"
 
 
@@ -251,7 +297,7 @@ def _train_rule(name, task, cond, reference, rule, dale, cfg, out, progress):
     rows, finals = [], {}
     result = None
     iterations = cfg.iterations[name]
-    for it in _snapshot_iterations(iterations, cfg.snapshots):
+    for it in _snapshot_iterations(iterations, cfg.snapshots, cfg.linear_snapshots):
         result = train_ensemble(spec, task, _rule(rule, cfg), [{"seed": m.seed, "lr": m.lr, "overrides": m.overrides}
                                                                for m in members],
                                 iterations=it, batch_size=cfg.batch_size, progress=progress, run_dir=run_dir,
@@ -402,7 +448,27 @@ def _claims(cfg, rows, floors, pairs) -> list[dict]:
     return claims
 
 
-def _claims_markdown(cfg, claims, floors, elapsed) -> str:
+def _summary(rows) -> list[dict]:
+    """One row per (task, rule, Dale, gain, lr): the final snapshot's accuracy and distance over seeds."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["rule"], r["dale"], r["gain"], r["lr"]), []).append(r)
+    out = []
+    for (task, rule, dale, gain, lr), rs in groups.items():
+        last = max(r["iteration"] for r in rs)
+        final = [r for r in rs if r["iteration"] == last]
+        acc, dist = np.array([r["accuracy"] for r in final]), np.array([r["distance"] for r in final])
+        start = np.array([r["distance"] for r in rs if r["iteration"] == 0])
+        out.append({"task": task, "rule": rule, "dale": dale, "gain": gain, "lr": lr, "seeds": len(final),
+                    "iterations": last, "accuracy_mean": round(float(acc.mean()), 4),
+                    "accuracy_std": round(float(acc.std()), 4), "distance_mean": round(float(dist.mean()), 4),
+                    "distance_std": round(float(dist.std()), 4),
+                    "distance_at_init": round(float(start.mean()), 4) if len(start) else float("nan"),
+                    "diverged": int(sum(r["diverged"] for r in final))})
+    return out
+
+
+def _claims_markdown(cfg, claims, floors, elapsed, summary=()) -> str:
     lines = ["# Neural-data similarity across learning rules — the paper's claims with our numbers", "",
              f"Tasks {cfg.tasks}; rules {cfg.rules} (Dale/ReLU: {cfg.dale_rules}); {cfg.seeds} seeds; "
              f"N = {cfg.n_hidden}; iterations {cfg.iterations}; batch {cfg.batch_size}; Adam lr {cfg.lr}. "
@@ -418,8 +484,18 @@ def _claims_markdown(cfg, claims, floors, elapsed) -> str:
     for c in claims:
         lines.append(f"| {c['task']} | {c['claim']} | {c['what']} | {c['numbers']} | "
                      f"{_verdict(c['held'])} |")
-    lines += ["", "The data are a BPTT-trained teacher unless `--data` was given: a known ground truth, which "
-                  "may favour BPTT-trained students. Short training (`--quick`) leaves NP/ES at low accuracy, "
+    if summary:
+        lines += ["", "Final networks (last snapshot; mean ± std over seeds):", "",
+                  "| task | rule | gain | lr | normalized accuracy | distance to data | distance at init |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in summary:
+            lines.append(f"| {r['task']} | {RULE_LABELS[r['rule']]}{' (Dale, ReLU)' if r['dale'] else ''} | "
+                         f"{r['gain']:g} | {r['lr']:g} | {r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f} | "
+                         f"{r['distance_mean']:.3f} ± {r['distance_std']:.3f} | {r['distance_at_init']:.3f} |"
+                         + (f" ({r['diverged']} diverged)" if r["diverged"] else ""))
+    teacher = RULE_LABELS.get(cfg.teacher_rule, cfg.teacher_rule)
+    lines += ["", f"The data are the activity of a teacher trained with {teacher} unless `--data` was given: a known "
+                  f"ground truth, which may favour students trained with the same rule. Short training (`--quick`) leaves NP/ES at low accuracy, "
                   "so their comparisons happen at low accuracy levels."]
     return "\n".join(lines) + "\n"
 
