@@ -291,6 +291,9 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
                                "active": active}, ckpt)
 
     seeds = [m.seed for m in ens.members]
+    # perturbation rules (NP, ES) draw from a generator seeded by the members and the iteration, so a
+    # sweep's numbers do not depend on what ran before it in the process, and a resumed run draws the same
+    perturbation_seed = sum((i + 1) * s for i, s in enumerate(seeds)) * 1_000_003
     bar = tqdm(range(start, iterations), desc=desc, disable=not progress, leave=False, dynamic_ncols=True,
                mininterval=1.0)
     good = {k: p.detach().clone() for k, p in params.items()}
@@ -300,7 +303,8 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
         batch, per_member = _stack_batches(task, batch_size, seeds, it, dtype)
         noise.lengths = [b.inputs.shape[0] for b in per_member]
         batch = batch.to(device=device) if str(device) != "cpu" else batch
-        loss, outputs, grads = rule.loss_and_gradients(net, batch, task)
+        generator = torch.Generator(device=device).manual_seed(perturbation_seed + it)
+        loss, outputs, grads = rule.loss_and_gradients(net, batch, task, generator=generator)
         finite = torch.isfinite(loss)
         for g in grads.values():
             finite &= torch.isfinite(g.flatten(1)).all(1)

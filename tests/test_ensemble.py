@@ -104,3 +104,16 @@ def test_a_resumed_ensemble_equals_an_uninterrupted_one(tmp_path):
         np.testing.assert_array_equal(resumed.weights(e).W_rec, whole.weights(e).W_rec)
     with pytest.raises(ValueError, match="holds a different ensemble"):
         train_ensemble(spec, task, "bptt", MEMBERS[1:], run_dir=tmp_path, **kw)
+
+
+def test_perturbation_rules_in_an_ensemble_do_not_depend_on_the_global_random_state():
+    """NP draws its perturbations from a generator seeded by the members and the iteration."""
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 16})
+    task = neuro.tasks.get("romo")
+    members = [{"seed": s, "lr": 1e-3} for s in (0, 1)]
+    results = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        res = neuro.train_ensemble(spec, task, "np", members, iterations=3, batch_size=4, progress=False)
+        results.append(res.network(0).effective()["W_rec"].detach().clone())
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
