@@ -175,3 +175,21 @@ def test_lif_membrane_trace_follows_the_perturbations():
         agreement[post] = float((torch.sign(e[kicked]) == torch.sign(n[kicked])).double().mean())
     assert agreement["v"] >= 0.85
     assert agreement["rate"] <= 0.65
+
+
+def test_graded_error_reward_is_miconis_mean_absolute_error_over_the_decision_period():
+    """reward="error": R = -mean |tanh(z_c) - (±0.98)| over the decision steps and the choice channels."""
+    env = envs.make("xor", 2, dt=20.0)
+    trials = env.draw(seed=0)
+    rule = RewardHebbian(reward="error")
+    z = torch.randn(trials.inputs.shape[0], 2, 3, generator=torch.Generator().manual_seed(1))
+    rule.last_outputs = z
+    expected = []
+    for b in range(2):
+        steps = torch.nonzero(trials.deciding[:, b]).flatten()
+        choice = int(trials.ground_truth[steps[0], b])          # 1 = same, 2 = different
+        target = torch.tensor([0.98 if c == choice else -0.98 for c in (1, 2)])
+        expected.append(-float((torch.tanh(z[steps, b, 1:]) - target).abs().mean()))
+    np.testing.assert_allclose(rule.graded_reward(trials).numpy(), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="reward"):
+        RewardHebbian(reward="graded")

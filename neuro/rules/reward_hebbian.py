@@ -95,8 +95,9 @@ class RewardHistory:
     def trials(self) -> int:
         return len(self.reward)
 
-    def log_update(self, iteration: int, outcome, baseline, value=None, types=None) -> None:
-        total = outcome.total.detach().double()
+    def log_update(self, iteration: int, outcome, baseline, value=None, types=None, reward=None) -> None:
+        """``reward``: what the rule learned from, when not the env's reward (Miconi's graded error)."""
+        total = (outcome.total if reward is None else reward).detach().double()
         self.iteration.append(iteration)
         self.loss.append(-float(total.mean()))
         self.accuracy.append(float(outcome.correct.double().mean()))
@@ -168,7 +169,8 @@ class RewardHebbian:
     def __init__(self, lr: float = 0.1, perturbation_prob: float = 0.003, perturbation_amplitude: float = 16.0,
                  activity_decay: float = 0.05, reward_decay: float = 0.75, max_dw: float = 3e-4,
                  exponent: int = 3, trials_per_update: int = 1, plastic: tuple = ("W_rec",),
-                 greedy: bool = False, quiet_steps: int = 3, lif_post: str = "v"):
+                 greedy: bool = False, quiet_steps: int = 3, lif_post: str = "v", reward: str = "env",
+                 target: float = 0.98, warmup_trials: int = 0):
         _check(lr > 0, "lr", "> 0", lr)
         _check(0 <= perturbation_prob <= 1, "perturbation_prob", "in [0, 1] (per neuron per ms)", perturbation_prob)
         _check(perturbation_amplitude >= 0, "perturbation_amplitude", ">= 0", perturbation_amplitude)
@@ -185,13 +187,19 @@ class RewardHebbian:
         _check(lif_post in ("v", "rate"), "lif_post", "'v' (membrane potential) or 'rate' (filtered spikes)",
                lif_post)
         self.lif_post = lif_post
+        _check(reward in ("env", "error"), "reward", "'env' (the env's reward) or 'error' (Miconi's graded error)",
+               reward)
+        _check(0 < target < 1, "target", "in (0, 1) (the tanh output's target magnitude)", target)
+        _check(isinstance(warmup_trials, int) and warmup_trials >= 0, "warmup_trials", "an integer >= 0",
+               warmup_trials)
+        self.reward, self.target, self.warmup_trials = reward, float(target), warmup_trials
         self.activity_decay, self.reward_decay, self.max_dw = activity_decay, reward_decay, max_dw
         self.exponent, self.trials_per_update, self.plastic = exponent, trials_per_update, tuple(plastic)
         self.greedy, self.quiet_steps = greedy, quiet_steps
         self.baselines: dict = {}
 
     def __repr__(self):
-        opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "baselines")
+        opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("baselines", "last_outputs"))
         return f"RewardHebbian({opts})"
 
     # -- one batch of trials -----------------------------------------------------------------
@@ -229,11 +237,13 @@ class RewardHebbian:
             r_prev = r
             logits.append(z)
         logits = torch.stack(logits)
+        self.last_outputs = logits
         actions, _ = _actions(logits, generator, self.greedy)
         outcome = env.evaluate(actions, trials)
         # Σ_t S(Δx_i r_j) = Σ_t Δx_i³ r_j³, restricted to the steps the trial was alive
         k = self.exponent
-        alive = outcome.alive[self.quiet_steps:].to(inputs.dtype).unsqueeze(-1)
+        # the env's reward ends with the choice; Miconi's graded error runs through the whole decision period
+        alive = outcome.alive[self.quiet_steps:].to(inputs.dtype).unsqueeze(-1) if self.reward == "env" else 1.0
         traces = {}
         if "W_rec" in self.plastic:
             traces["W_rec"] = torch.einsum("tbi,tbj->bij", torch.stack(post) ** k, torch.stack(pre) ** k * alive)
@@ -242,10 +252,27 @@ class RewardHebbian:
                                            torch.stack(pre_out) ** k * alive)
         return outcome, traces, trials
 
-    def update(self, net, traces: dict, rewards: torch.Tensor, baselines: torch.Tensor) -> None:
-        """Apply ``clip(η · mean_b (R_b - R̄_b) e_b, ±max_dw)`` to the effective weights."""
+    def graded_reward(self, trials) -> torch.Tensor:
+        """Miconi's reward: minus the mean ``|tanh(z_c) - target_c|`` over the decision period and the
+        choice outputs c ≥ 1, with target ``+target`` on the correct choice and ``-target`` on the
+        others (his single output neuron's ±0.98, one channel per choice here).  Needs the readout
+        of the last rollout (``self.last_outputs``)."""
+        z = torch.tanh(self.last_outputs[..., 1:]).double()                  # [T, B, n_choices]
+        gt = trials.ground_truth.to(z.device)
+        target = -self.target * torch.ones_like(z)
+        correct = torch.nn.functional.one_hot(gt.clamp(min=1) - 1, z.shape[-1]).bool()
+        target[correct] = self.target
+        window = trials.deciding.to(z.dtype).unsqueeze(-1)
+        error = ((z - target).abs() * window).sum((0, 2)) / (window.sum((0, 2)) * z.shape[-1])
+        return -error
+
+    def update(self, net, traces: dict, rewards: torch.Tensor, baselines: torch.Tensor, scale=None) -> None:
+        """Apply ``clip(η · mean_b s_b (R_b - R̄_b) e_b, ±max_dw)`` to the effective weights (s = 1, or
+        Miconi's |R̄| with the graded error)."""
         p = net.effective()
         rpe = (rewards - baselines).to(p["W_rec"].dtype)
+        if scale is not None:
+            rpe = rpe * scale.to(rpe.dtype)
         for name, e in traces.items():
             dw = self.lr * torch.einsum("b,bij->ij", rpe, e) / len(rpe)
             net.set_weight(name, p[name].detach() + dw.clamp(-self.max_dw, self.max_dw))
@@ -274,11 +301,15 @@ class RewardHebbian:
                    dynamic_ncols=True, mininterval=1.0)
         for it in bar:
             outcome, traces, trials = self.rollout(net, env, (seed, it), generator)
-            rewards = outcome.total.double()
+            rewards = outcome.total.double() if self.reward == "env" else self.graded_reward(trials)
             baselines = self._baselines(trials.types, rewards)
-            self.update(net, traces, rewards, baselines)
+            if (it + 1) * self.trials_per_update > self.warmup_trials:
+                # Miconi's code also scales the step by the running error |R̄| of the trial's type
+                scale = baselines.abs() if self.reward == "error" else None
+                self.update(net, traces, rewards, baselines, scale)
             self._update_baselines(trials.types, rewards)
-            history.log_update(it, outcome, baselines, types=trials.types)
+            history.log_update(it, outcome, baselines, types=trials.types,
+                               reward=None if self.reward == "env" else rewards)
             if progress:
                 bar.set_postfix(reward=f"{-history.loss[-1]:.2f}", correct=f"{history.fraction_correct(100):.2f}")
         if run_dir is not None:

@@ -13,28 +13,25 @@ mean ± std over seeds), ``learning_curves.png`` and ``rewards_baselines.png``
 Delayed XOR, what differs from Miconi's setup and why.  Miconi: dt = 1 ms,
 τ = 30 ms, 200 units, one output unit whose continuous error over the last
 200 ms is the (negative) reward, one trial per update, 10000-20000 trials per
-run.  That is 1000 steps per trial, 10× the cost of dt = 10 ms (4000 trials
-took 100 s here even in 8-trial batches), and it did not learn better in a
-probe (below), so the whole study stays at about 2.5 CPU-minutes.  Here:
+run.  Here:
 
 * Both rules play the same env: Miconi's timing (200-ms stimuli at 0 and
-  400 ms, answer in the last 200 ms of a 1000-ms trial), reward 1 for a correct
-  choice, 0 otherwise, and no fixation requirement (``abort`` reward 0; Miconi
-  has none — with NeuroGym's -0.1 per broken-fixation step, or Song et al.'s
-  fixation rule, the reward was dominated by fixation and both rules learned
-  to never answer).  The answer is a discrete action (argmax or a sample of
-  the readout), not Miconi's continuous output.
-* ``reward_hebbian``: dt = 10 ms (τ = 30 ms as Miconi), 100 tanh units,
-  fixed random readout, the 2AF condition's rule options (A = 16, 8 trials per
-  update, ``max_dw`` 3e-3, greedy actions), 10000 trials, 3 seeds.  It stays at
-  chance, as in every probe tried (one seed each): dt = 1 ms with Miconi's η,
-  ``max_dw`` and A (100 units, 4000 trials: 52 %), dt = 10 or 20 ms with τ
-  30-100 ms and kicks of 0.6-5 in x (A·dt/τ), greedy or sampled actions, a
-  random or a one-unit-per-action readout, up to 12000 trials, and with a
-  continuous readout error or margin (Miconi-style) as the reward in place of
-  the env's 0/1.  With greedy actions the outcome of a trial type is fixed
-  unless a kick flips the answer; then R = R̄ for that type and there is
-  nothing to learn from (2AF escapes this through its stimulus noise).
+  400 ms, answer in the last 200 ms of a 1000-ms trial) and no fixation
+  requirement (``abort`` reward 0; Miconi has none — with NeuroGym's -0.1 per
+  broken-fixation step, or Song et al.'s fixation rule, the reward was
+  dominated by fixation and both rules learned to never answer).  % correct is
+  the env's judgement of the first non-fixation argmax in the decision period.
+* ``reward_hebbian``: Miconi's setup — dt = 1 ms, τ = 30 ms, 200 tanh units,
+  g = 1.5, A = 16, p = 0.003, η = 0.1, ``max_dw`` 3e-4, one trial per update,
+  no update for the first 100 trials — with his graded reward
+  (``reward="error"``: minus the mean |tanh(z_c) ∓ 0.98| of the two choice
+  outputs of a fixed random readout over the decision period; the step scaled
+  by |R̄| as in his code), 6000 trials, 3 seeds.  With the env's 0/1 reward
+  instead it stays at chance in every setting tried (dt 1-20 ms, greedy or
+  sampled actions, up to 12000 trials): with greedy actions a trial type's
+  outcome is fixed unless a kick flips the answer, so R = R̄ and there is
+  nothing to learn from; at dt = 5 ms the graded error does not learn either
+  (a kick then moves x by A·dt/τ ≈ 2.7 and saturates tanh).
 * ``reinforce``: dt = 50 ms, τ = 100 ms, 64 units (as its 2AF condition), Adam
   lr 0.001 (at 0.003 the accuracy reached 95-98 % and then fell back to
   50-60 %), 10000 trials, 3 seeds; a seed stuck at 75 % (3 of 4 trial types)
@@ -85,9 +82,10 @@ def conditions(quick: bool) -> list[dict]:
             {"rule": "reinforce", "task": "xor", "env": dict(dt=50, rewards=no_fixation_rule),
              "net": dict(size=64, dt=50, tau=100, noise=0.1), "iterations": 1000, "seeds": 3,
              "options": dict(value_size=64, lr=0.001, fixation_bias=None)},
-            {"rule": "reward_hebbian", "task": "xor", "env": dict(dt=10, rewards=no_fixation_rule),
-             "net": dict(size=100, dt=10, tau=30, noise=0.0, readout_trainable=False),
-             "iterations": 1250, "seeds": 3, "options": hebbian_options},
+            {"rule": "reward_hebbian", "task": "xor", "env": dict(dt=1, rewards=no_fixation_rule),
+             "net": dict(size=200, dt=1, tau=30, noise=0.0, readout_trainable=False),     # Miconi's setup
+             "iterations": 6000, "seeds": 3,
+             "options": dict(reward="error", greedy=True, warmup_trials=100)},
             # the same rule and env as the rate 2AF condition, on the project's 2AF LIF network
             {"rule": "reward_hebbian", "task": "2af", "backend": "lif", "env": hebbian_2af_env,
              "net": dict(model="2af_lif", dt=10), "iterations": 1500, "seeds": 3,
