@@ -102,6 +102,16 @@ def _start(net, gen, init_std: float, dtype):
     return state, c.du * 2 * init_std * net.spec.neuron.v_th * torch.rand(1, n, generator=gen, dtype=dtype)
 
 
+def _record(history, bar, phase: str, outputs, targets, outs: list, tgts: list) -> None:
+    """Keep a segment's outputs and targets; a learning segment adds its NMSE to the history."""
+    outs.append(outputs)
+    tgts.append(targets)
+    if phase == "learn":
+        nmse = _nmse(outputs, targets)
+        history.append(len(history), nmse, 1.0 - nmse)
+        bar.set_postfix(nmse=f"{nmse:.3g}")
+
+
 class _Schedule:
     """RLS every ``every`` steps (Sussillo & Abbott, Nicola & Clopath) or, with
     ``random_updates``, with probability ``1/every`` per step (DePasquale et al.'s demo)."""
@@ -194,12 +204,7 @@ class FORCE(_OnlineRule):
                         W = rls.step(W, r, z - f[t])          # z stays the pre-update output, as in S&A
                     zs[t] = z
                     step += 1
-                outs.append(zs)
-                tgts.append(f)
-                if phase == "learn":
-                    nmse = _nmse(zs, f)
-                    history.append(len(history), nmse, 1.0 - nmse)
-                    bar.set_postfix(nmse=f"{nmse:.3g}")
+                _record(history, bar, phase, zs, f, outs, tgts)
         net.set_weight("W_out", W)
         history.rule_weights = {"W_fb": W_fb.numpy()}
         return self._finish(history, phases, outs, tgts, t0)
@@ -316,12 +321,7 @@ class FullFORCE(_OnlineRule):
                         learned = rls.step(learned, r, err)
                         p[name], p["W_out"] = learned[:n], learned[n:]
                     step += 1
-                outs.append(zs)
-                tgts.append(f)
-                if phase == "learn":
-                    nmse = _nmse(zs, f)
-                    history.append(len(history), nmse, 1.0 - nmse)
-                    bar.set_postfix(nmse=f"{nmse:.3g}")
+                _record(history, bar, phase, zs, f, outs, tgts)
         net.set_weight(name, p[name])
         net.set_weight("W_out", p["W_out"])
         history.rule_weights = {"J_D": J_D.numpy(), "u_out": u_out.numpy()}
