@@ -26,7 +26,7 @@ def test_trace_equals_stepwise_miconi_rule():
     env = envs.make("2af", 2, dt=10.0, dtype=torch.float64, **EASY_2AF)
     rule = RewardHebbian(trials_per_update=2, perturbation_prob=0.02, greedy=True)
     gen = torch.Generator().manual_seed(1)
-    outcome, traces, trials = rule.rollout(net, env, 0, gen)
+    outcome, traces, trials, _ = rule.rollout(net, env, 0, gen)
     # replay the same perturbations: same generator stream, same draws
     gen = torch.Generator().manual_seed(1)
     p = {k: v.detach() for k, v in net.effective().items()}
@@ -114,7 +114,7 @@ def test_lif_trace_equals_stepwise_rule(post):
     net = _lif_net(8)
     env = envs.make("2af", 2, dt=10.0, dtype=torch.float64, **EASY_2AF)
     rule = RewardHebbian(trials_per_update=2, perturbation_prob=0.02, greedy=True, lif_post=post)
-    outcome, traces, trials = rule.rollout(net, env, 0, torch.Generator().manual_seed(1))
+    outcome, traces, trials, _ = rule.rollout(net, env, 0, torch.Generator().manual_seed(1))
     gen = torch.Generator().manual_seed(1)
     p = {k: v.detach().numpy() for k, v in net.effective().items()}
     c = net.c
@@ -155,7 +155,7 @@ def test_lif_membrane_trace_follows_the_perturbations():
     agreement = {}
     for post in ("v", "rate"):
         rule = RewardHebbian(trials_per_update=4, greedy=True, lif_post=post)
-        outcome, traces, trials = rule.rollout(net, env, 0, torch.Generator().manual_seed(1))
+        outcome, traces, trials, _ = rule.rollout(net, env, 0, torch.Generator().manual_seed(1))
         gen = torch.Generator().manual_seed(1)          # replay the same kicks
         p = {k: v.detach() for k, v in net.effective().items()}
         prob = 1 - (1 - rule.perturbation_prob) ** env.dt
@@ -183,13 +183,12 @@ def test_graded_error_reward_is_miconis_mean_absolute_error_over_the_decision_pe
     trials = env.draw(seed=0)
     rule = RewardHebbian(reward="error")
     z = torch.randn(trials.inputs.shape[0], 2, 3, generator=torch.Generator().manual_seed(1))
-    rule.last_outputs = z
     expected = []
     for b in range(2):
         steps = torch.nonzero(trials.deciding[:, b]).flatten()
         choice = int(trials.ground_truth[steps[0], b])          # 1 = same, 2 = different
         target = torch.tensor([0.98 if c == choice else -0.98 for c in (1, 2)])
         expected.append(-float((torch.tanh(z[steps, b, 1:]) - target).abs().mean()))
-    np.testing.assert_allclose(rule.graded_reward(trials).numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(rule.graded_reward(z, trials).numpy(), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="reward"):
         RewardHebbian(reward="graded")

@@ -199,13 +199,14 @@ class RewardHebbian:
         self.baselines: dict = {}
 
     def __repr__(self):
-        opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("baselines", "last_outputs"))
+        opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "baselines")
         return f"RewardHebbian({opts})"
 
     # -- one batch of trials -----------------------------------------------------------------
     @torch.no_grad()
     def rollout(self, net, env, seed, generator: torch.Generator):
-        """Run B trials with perturbations; return ``(outcome, traces {name: [B, ·, ·]}, trials)``."""
+        """Run B trials with perturbations; return ``(outcome, traces {name: [B, ·, ·]}, trials,
+        readout [T, B, n_actions])``."""
         trials = env.draw(seed=seed)
         p = {k: v.detach() for k, v in net.effective().items()}
         inputs = trials.inputs.to(p["W_rec"].dtype)
@@ -237,7 +238,6 @@ class RewardHebbian:
             r_prev = r
             logits.append(z)
         logits = torch.stack(logits)
-        self.last_outputs = logits
         actions, _ = _actions(logits, generator, self.greedy)
         outcome = env.evaluate(actions, trials)
         # Σ_t S(Δx_i r_j) = Σ_t Δx_i³ r_j³, restricted to the steps the trial was alive
@@ -250,14 +250,14 @@ class RewardHebbian:
         if "W_out" in self.plastic:
             traces["W_out"] = torch.einsum("tbi,tbj->bij", torch.stack(post_out) ** k,
                                            torch.stack(pre_out) ** k * alive)
-        return outcome, traces, trials
+        return outcome, traces, trials, logits
 
-    def graded_reward(self, trials) -> torch.Tensor:
+    def graded_reward(self, outputs: torch.Tensor, trials) -> torch.Tensor:
         """Miconi's reward: minus the mean ``|tanh(z_c) - target_c|`` over the decision period and the
         choice outputs c ≥ 1, with target ``+target`` on the correct choice and ``-target`` on the
-        others (his single output neuron's ±0.98, one channel per choice here).  Needs the readout
-        of the last rollout (``self.last_outputs``)."""
-        z = torch.tanh(self.last_outputs[..., 1:]).double()                  # [T, B, n_choices]
+        others (his single output neuron's ±0.98, one channel per choice here); ``outputs [T, B, n_actions]``
+        is the readout of the rollout."""
+        z = torch.tanh(outputs[..., 1:]).double()                  # [T, B, n_choices]
         gt = trials.ground_truth.to(z.device)
         target = -self.target * torch.ones_like(z)
         correct = torch.nn.functional.one_hot(gt.clamp(min=1) - 1, z.shape[-1]).bool()
@@ -300,8 +300,8 @@ class RewardHebbian:
         bar = tqdm(range(iterations), desc=f"reward_hebbian {env.name}", disable=not progress, leave=False,
                    dynamic_ncols=True, mininterval=1.0)
         for it in bar:
-            outcome, traces, trials = self.rollout(net, env, (seed, it), generator)
-            rewards = outcome.total.double() if self.reward == "env" else self.graded_reward(trials)
+            outcome, traces, trials, outputs = self.rollout(net, env, (seed, it), generator)
+            rewards = outcome.total.double() if self.reward == "env" else self.graded_reward(outputs, trials)
             baselines = self._baselines(trials.types, rewards)
             if (it + 1) * self.trials_per_update > self.warmup_trials:
                 # Miconi's code also scales the step by the running error |R̄| of the trial's type
