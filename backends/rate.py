@@ -18,6 +18,7 @@ import math
 import torch
 
 from neuro.activations import activation, derivative
+from neuro.backends import rate_kernel
 from neuro.connectivity import Connectivity
 from neuro.spec import NetworkSpec
 from neuro.trajectory import Trajectory
@@ -50,67 +51,137 @@ def rate_step(h, x_drive, W_rec, alpha: float, f, noise=None, detach_recurrent: 
     return h_new
 
 
-class _FusedRecurrence(torch.autograd.Function):
-    """The whole recurrence ``h[t+1] = α h[t] + (1-α)(W f(h[t]) + d[t]) + n[t]`` as one op.
+def _rollout_forward(x, W, W_in, b, W_out, b_out, h0, noise, alpha: float, f):
+    """The whole forward pass on the fused path's shapes: ``x [T, E, B, n_in]``, weights ``[E, ·, ·]``,
+    ``h0 [E, B, N]``; the compiled kernel (``rate_kernel``) where it applies, else per step three
+    BLAS calls and one elementwise pass, all writing in place:
 
-    Forward runs without building an autograd graph; backward is the adjoint
-    recursion written out (BPTT):  λ[t] = ∂L/∂h[t+1] = G[t] + α λ[t+1]
-    + (1-α) f'(h[t+1]) ⊙ Wᵀλ[t+1], then ``∂L/∂W = (1-α) Σ_t λ[t] f(h[t])ᵀ`` as one
-    matrix product and ``∂L/∂d[t] = (1-α) λ[t]``.  ``truncate="eprop"`` drops the
-    ``Wᵀ`` term (e-prop / RFLO: only the leak carries credit back in time);
-    ``detach_every=k`` cuts the recursion at t = k, 2k, … (truncated BPTT).  It
-    gives the same numbers as autograd through ``rate_step`` (a test holds this)
-    at about half the cost, since the per-step autograd bookkeeping disappears.
+        h[t+1] = α h[t] + [x[t] | 1] (1-α)[W_in | b]ᵀ      (baddbmm, β = α)
+        h[t+1] += r[t] (1-α) W_recᵀ (+ noise[t]),  r[t+1] = f(h[t+1]),  y[t] = r[t+1] W_outᵀ + b_out
+
+    Returns ``states [T, E, B, N]``, ``rates [T+1, E, B, N]`` (``rates[0] = f(h0)``) and ``outputs``."""
+    if rate_kernel.usable(x, W, f):
+        return rate_kernel.forward(x, W, W_in, b, W_out, b_out, h0, noise, alpha)
+    T, E, B, n_in = x.shape
+    N, O = W.shape[-1], W_out.shape[-2]
+    xe = _with_ones(x)
+    drive_w = ((1.0 - alpha) * torch.cat([W_in, b.unsqueeze(-1)], -1)).transpose(-1, -2)   # [E, n_in+1, N]
+    rec_w = ((1.0 - alpha) * W).transpose(-1, -2)
+    out_w, out_b = W_out.transpose(-1, -2), b_out.unsqueeze(-2)
+    states = x.new_empty((T, E, B, N))
+    rates = x.new_empty((T + 1, E, B, N))
+    outputs = x.new_empty((T, E, B, O))
+    relu = f is torch.relu
+    rates[0] = f(h0)
+    h = h0
+    for t in range(T):
+        h = torch.baddbmm(h, xe[t], drive_w, beta=alpha, out=states[t])
+        h.baddbmm_(rates[t], rec_w)
+        if noise is not None:
+            h.add_(noise[t])
+        if relu:
+            torch.clamp_min(h, 0.0, out=rates[t + 1])
+        else:
+            rates[t + 1] = f(h)
+        torch.baddbmm(out_b, rates[t + 1], out_w, out=outputs[t])
+    return states, rates, outputs
+
+
+def _with_ones(x: torch.Tensor) -> torch.Tensor:
+    """``[x | 1]``: the input with the bias's constant column."""
+    return torch.cat([x, torch.ones_like(x[..., :1])], -1)
+
+
+def _adjoint(x, states, rates, back_w, read_w, g_outputs, g_states, g_rates, alpha, eprop, k, f, fprime):
+    """λ[t] and the unscaled sums ``Σ λᵀ r``, ``Σ λᵀ [x | 1]``, ``Σ g_yᵀ r`` by PyTorch ops
+    (the recursion of ``_Rollout``'s docstring, one step at a time)."""
+    relu = f is torch.relu
+    T = states.shape[0]
+    xe = _with_ones(x)
+    lam = torch.empty_like(states)
+    g_rec = states.new_zeros(back_w.shape)
+    g_drive = states.new_zeros(back_w.shape[:-1] + (xe.shape[-1],))
+    g_out = states.new_zeros(read_w.shape)
+    nxt = None
+    for t in range(T - 1, -1, -1):
+        linked = nxt is not None and not (k and (t + 1) % k == 0)
+        g = None if g_outputs is None else torch.bmm(g_outputs[t], read_w)
+        if linked and not eprop:
+            g = torch.bmm(nxt, back_w) if g is None else g.baddbmm_(nxt, back_w)
+        if g_rates is not None:
+            g = g_rates[t] if g is None else g.add_(g_rates[t])
+        lam_t = lam[t]
+        if g is None:
+            lam_t.zero_()
+        elif relu:
+            torch.ops.aten.threshold_backward.grad_input(g, states[t], 0, grad_input=lam_t)
+        else:
+            torch.mul(g, fprime(states[t]), out=lam_t)
+        if linked:
+            lam_t.add_(nxt, alpha=alpha)
+        if g_states is not None:
+            lam_t.add_(g_states[t])
+        g_rec.baddbmm_(lam_t.transpose(-1, -2), rates[t])
+        g_drive.baddbmm_(lam_t.transpose(-1, -2), xe[t])
+        if g_outputs is not None:
+            g_out.baddbmm_(g_outputs[t].transpose(-1, -2), rates[t + 1])
+        nxt = lam_t
+    return lam, g_rec, g_drive, g_out
+
+
+class _Rollout(torch.autograd.Function):
+    """A whole run — recurrence and readout — as one op with the adjoint written out (BPTT).
+
+    With ``λ[t] = ∂L/∂h[t+1]`` and ``g[t] = ∂L/∂r[t+1]`` from outside the recurrence
+    (the readout, through ``W_out`` or a fixed feedback matrix; any use of the rates):
+
+        λ[t] = ∂L/∂states[t] + f'(h[t+1]) ⊙ (g[t] + (1-α) λ[t+1] W_rec) + α λ[t+1]
+        ∂L/∂W_rec = (1-α) Σ_t λ[t]ᵀ r[t],   ∂L/∂[W_in | b] = (1-α) Σ_t λ[t]ᵀ [x[t] | 1]
+
+    ``eprop`` drops the ``λ W_rec`` term (e-prop / RFLO: only the leak carries credit
+    back in time; Bellec et al. 2020, Murray 2019); ``detach_every = k`` cuts both
+    terms where the state entering step t = k, 2k, … was detached (truncated BPTT).
+    Weight gradients accumulate per step in place, so nothing of size ``T·E·B·N`` is
+    copied or reshaped.  Runs in the compiled kernel (``rate_kernel``) where it applies,
+    else on PyTorch ops; both equal autograd through ``rate_step`` (tests hold this for
+    single networks and ensembles) at a fraction of its cost.
     """
 
     @staticmethod
-    def forward(ctx, drive, W, h0, noise, alpha, f, fprime, eprop, detach_every):
-        T = drive.shape[0]
-        states = torch.empty((T,) + tuple(h0.shape), dtype=drive.dtype, device=drive.device)
-        inject = (1.0 - alpha) * drive if noise is None else (1.0 - alpha) * drive + noise
-        Wt = (1.0 - alpha) * W.transpose(-1, -2)
-        h = h0.expand_as(states[0]) if h0.dim() < states.dim() - 1 else h0
-        two_d = Wt.dim() == 2 and h.dim() == 2
-        for t in range(T):          # three fused ops per step: f, axpy, (add)mm
-            base = torch.add(inject[t], h, alpha=alpha)
-            if two_d:
-                h = torch.addmm(base, f(h), Wt, out=states[t])
-            else:
-                states[t] = base + torch.matmul(f(h), Wt)
-                h = states[t]
-        ctx.save_for_backward(W, h0, states)
+    def forward(ctx, x, W, W_in, b, W_out, b_out, h0, noise, feedback, alpha, f, fprime, eprop, detach_every):
+        states, rates, outputs = _rollout_forward(x, W, W_in, b, W_out, b_out, h0, noise, alpha, f)
+        ctx.set_materialize_grads(False)       # unused outputs get None, not a zero-filled [T, E, B, N]
+        # states is an output: saved as one (holding it on ctx would make a reference cycle through
+        # its grad_fn, and each iteration's buffers would wait for the garbage collector)
+        ctx.save_for_backward(x, W, W_in, W_out, h0, feedback, states)
+        ctx.rates = rates
         ctx.alpha, ctx.f, ctx.fprime, ctx.eprop, ctx.detach_every = alpha, f, fprime, eprop, detach_every
-        return states
+        return states, rates[1:], outputs
 
     @staticmethod
-    def backward(ctx, G):
-        W, h0, states = ctx.saved_tensors
-        a, k = ctx.alpha, ctx.detach_every
-        T = states.shape[0]
-        prev = torch.cat([h0.unsqueeze(0).expand_as(states[:1]), states[:-1]])      # h[t] for t = 0..T-1
-        fp = None if ctx.eprop else ctx.fprime(prev)
-        lam = torch.empty_like(states)
-        carry = torch.zeros_like(states[0])
-        fps = None if fp is None else (1.0 - a) * fp
-        rates = ctx.f(prev)
-        batched = W.dim() > 2          # an ensemble: W [E, N, N]
-        grad_W = torch.zeros_like(W) if batched else None
-        for t in range(T - 1, -1, -1):
-            lam_t = torch.add(G[t], carry, out=lam[t])
-            if batched:               # Σ_t λ[t]ᵀ f(h[t]) per member, accumulated in place (no big copies)
-                grad_W.baddbmm_(lam_t.transpose(-1, -2), rates[t])
-            if k and t % k == 0:          # the state entering step t was detached: no credit flows further back
-                carry = torch.zeros_like(carry)
-            elif ctx.eprop:
-                carry = a * lam_t
-            else:
-                carry = torch.addcmul(a * lam_t, fps[t], torch.matmul(lam_t, W))
-        if not batched:           # Σ_t λ[t]ᵀ f(h[t]) as one [N, T·B] × [T·B, N] product (views, no copies)
-            grad_W = torch.matmul(lam.flatten(0, -2).T, rates.flatten(0, -2))
-        grad_W = (1.0 - a) * grad_W
-        grad_W = grad_W.sum_to_size(W.shape)
-        grad_h0 = carry if ctx.needs_input_grad[2] else None
-        return (1.0 - a) * lam, grad_W, grad_h0, None, None, None, None, None, None
+    def backward(ctx, g_states, g_rates, g_outputs):
+        x, W, W_in, W_out, h0, feedback, states = ctx.saved_tensors
+        a, k, eprop = ctx.alpha, ctx.detach_every, ctx.eprop
+        back_w = (1.0 - a) * W
+        read_w = W_out if feedback is None else feedback.transpose(-1, -2)      # [E, O, N]
+        if rate_kernel.usable(x, W, ctx.f):
+            lam, g_rec, g_drive, g_out = rate_kernel.adjoint(x, states, ctx.rates, back_w, read_w, g_outputs,
+                                                             g_states, g_rates, a, eprop, k)
+        else:
+            lam, g_rec, g_drive, g_out = _adjoint(x, states, ctx.rates, back_w, read_w, g_outputs, g_states,
+                                                  g_rates, a, eprop, k, ctx.f, ctx.fprime)
+        grad_h0 = None
+        if ctx.needs_input_grad[6] and not k:
+            grad_h0 = a * lam[0]
+            if not eprop:
+                fp = ctx.fprime(h0)
+                grad_h0 = grad_h0 + fp * torch.bmm(lam[0], back_w)
+        grad_x = torch.matmul(lam, W_in) * (1.0 - a) if ctx.needs_input_grad[0] else None
+        grad_noise = lam if ctx.needs_input_grad[7] else None
+        g_drive = (1.0 - a) * g_drive
+        grad_b_out = None if g_outputs is None else g_outputs.sum((0, 2))
+        return (grad_x, (1.0 - a) * g_rec, g_drive[..., :-1], g_drive[..., -1], g_out, grad_b_out, grad_h0,
+                grad_noise, None, None, None, None, None, None)
 
 
 class _FeedbackReadout(torch.autograd.Function):
@@ -148,7 +219,7 @@ class RateNetwork(Connectivity):
         self.alpha = spec.alpha
         self.f = activation(spec.neuron.activation)
         self.fprime = derivative(spec.neuron.activation)
-        self.fused = True   # hand-written backward for run(); False = plain autograd through rate_step
+        self.fused = True   # run() through _Rollout (hand-written backward); False = step-by-step autograd
         self.noise_scale = math.sqrt(2.0 * (1.0 - self.alpha)) * spec.neuron.noise_std
 
     # -- dynamics --------------------------------------------------------------
@@ -214,13 +285,12 @@ class RateNetwork(Connectivity):
         h = self.initial_state(batch) if h0 is None else h0
         if noise is None:
             noise = self.sample_noise((T,) + tuple(h.shape), generator)
+        extra = {"noise": noise} if noise is not None else {}
+        if self.fused:
+            fused = self._run_fused(inputs, h, noise, p, detach_recurrent, detach_every, feedback)
+            if fused is not None:
+                return Trajectory(*fused, extra=extra)
         drive = _matvec(p["W_in"], inputs) + _vec(p["b"])
-        if self.fused and torch.is_grad_enabled():
-            states = _FusedRecurrence.apply(drive, p["W_rec"], h, noise, self.alpha, self.f, self.fprime,
-                                            detach_recurrent, detach_every)
-            rates = self.f(states)
-            return Trajectory(states=states, rates=rates, outputs=self.readout(rates, p, feedback),
-                              extra={"noise": noise} if noise is not None else {})
         # unbind, not drive[t]: indexing's backward would zero-fill a full [T, B, N] tensor every step
         drives = drive.unbind(0)
         states = []
@@ -232,5 +302,34 @@ class RateNetwork(Connectivity):
             states.append(h)
         states = torch.stack(states)
         rates = self.f(states)
-        return Trajectory(states=states, rates=rates, outputs=self.readout(rates, p, feedback),
-                          extra={"noise": noise} if noise is not None else {})
+        return Trajectory(states=states, rates=rates, outputs=self.readout(rates, p, feedback), extra=extra)
+
+    def _run_fused(self, inputs, h, noise, p, detach_recurrent, detach_every, feedback):
+        """``run`` through ``_Rollout`` on ``[T, E, B, ·]`` views (a single network is E = 1, and
+        extra leading input dimensions of a single network join the batch); None where the
+        shapes do not fit that form (the step-by-step loop handles them)."""
+        lead = tuple(p["W_rec"].shape[:-2])
+        T, B, N = inputs.shape[0], inputs.shape[-2], self.n_hidden
+        x_lead = tuple(inputs.shape[1:-2])
+        if lead and x_lead != lead:
+            return None
+        E = math.prod(lead)
+        rows = math.prod(x_lead) * B if not lead else B                       # batch rows per member
+        try:
+            h = h.expand(*(lead or x_lead), B, N)
+        except RuntimeError:
+            return None
+        view = lambda w, *tail: w.reshape(E, *tail)
+        x = inputs.reshape(T, E, rows, inputs.shape[-1])
+        args = (view(p["W_rec"], N, N), view(p["W_in"], N, -1), view(p["b"], N), view(p["W_out"], -1, N),
+                view(p["b_out"], -1), h.reshape(E, rows, N),
+                None if noise is None else noise.reshape(T, E, rows, N))
+        fb = None if feedback is None else feedback.expand(*lead, *feedback.shape[-2:]).reshape(E, N, -1)
+        if torch.is_grad_enabled():
+            states, rates, outputs = _Rollout.apply(x, *args, fb, self.alpha, self.f, self.fprime,
+                                                    detach_recurrent, detach_every)
+        else:
+            states, rates, outputs = _rollout_forward(x, *args, self.alpha, self.f)
+            rates = rates[1:]
+        shape = (T,) + (lead or x_lead) + (B,)
+        return states.view(*shape, N), rates.view(*shape, N), outputs.view(*shape, -1)
