@@ -145,17 +145,6 @@ class _BatchedAdam:
             p.sub_(lr * self.m[k] / denom)
 
 
-def _stack_batches(task, batch_size: int, seeds: list, it: int, dtype):
-    from neuro.tasks.base import Batch
-    batches = [task.batch(batch_size, seed=(s, it), dtype=dtype) for s in seeds]
-    T = max(b.inputs.shape[0] for b in batches)
-    pad = lambda x: torch.nn.functional.pad(x, [0, 0] * (x.dim() - 1) + [0, T - x.shape[0]])
-    inputs = torch.stack([pad(b.inputs) for b in batches], 1)            # [T, E, B, n_in]
-    targets = torch.stack([pad(b.targets) for b in batches], 1)
-    mask = torch.stack([pad(b.mask) for b in batches], 1)                # [T, E, B]
-    return Batch(inputs, targets, mask, {"members": batches}), batches
-
-
 class _MemberNoise:
     """Each member's hidden noise from its own generator, as ``neuro.train`` would draw it: the
     generator is seeded ``seed · 1_000_003`` and draws ``[T_e, B, N]`` for the member's own trial
@@ -300,7 +289,7 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
     for it in bar:
         if not active.any():
             break
-        batch, per_member = _stack_batches(task, batch_size, seeds, it, dtype)
+        batch, per_member = task.member_batches(batch_size, [(s, it) for s in seeds], dtype=dtype)
         noise.lengths = [b.inputs.shape[0] for b in per_member]
         batch = batch.to(device=device) if str(device) != "cpu" else batch
         generator = torch.Generator(device=device).manual_seed(perturbation_seed + it)
@@ -316,10 +305,9 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
             active &= ~newly_bad
         evaluate = it % eval_every == 0 or it == iterations - 1
         losses = loss.detach().cpu().tolist()
+        accs = task.member_accuracies(outputs.detach(), per_member) if evaluate else [float("nan")] * ens.size
         for e in torch.nonzero(active).flatten().tolist():
-            T_e, B_e = per_member[e].inputs.shape[:2]
-            acc = task.accuracy(outputs[:T_e, e, :B_e], per_member[e]) if evaluate else float("nan")
-            histories[e].append(it, losses[e], acc)
+            histories[e].append(it, losses[e], accs[e])
         good = {k: p.detach().clone() for k, p in params.items()}
         opt.step({k: torch.nan_to_num(g) for k, g in grads.items()}, active)
         if progress:

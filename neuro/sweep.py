@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from neuro.ensemble import CHECKPOINT
 from neuro.io import atomic_torch_save, atomic_write_bytes, atomic_write_text
 
 COLUMNS = ("stage", "task", "rule", "gain", "lr", "seed", "iteration", "loss", "accuracy")
@@ -382,13 +383,16 @@ def _commit(run: Path, chunk: Chunk, result: dict) -> None:
     write_table(d / "metrics", _rows(chunk, result))
     atomic_write_text(d / "done.json", json.dumps({"stage": chunk.stage, "members": chunk.members,
                                                    "member_ids": [chunk.member_id(m) for m in chunk.members]}))
-    (d / "ensemble.pt").unlink(missing_ok=True)    # the chunk is done; its training state is no longer needed
+    (d / CHECKPOINT).unlink(missing_ok=True)       # the chunk is done; its training state is no longer needed
 
 
 def _remove_stale_temporaries(run: Path) -> None:
-    """Temporary files of writes a kill interrupted (the finished files are never partial)."""
+    """Temporary files of writes a kill interrupted (the finished files are never partial), and the
+    training state of chunks that finished just before a kill could delete it."""
     for tmp in run.rglob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+    for done in run.glob("chunks/*/done.json"):
+        (done.parent / CHECKPOINT).unlink(missing_ok=True)
 
 
 def _execute(run: Path, exp: Experiment, chunks: list[Chunk], executor, threads, bar) -> None:

@@ -49,6 +49,20 @@ class Task:
         ytensor = torch.as_tensor(y, dtype=dtype) if self.kind == "regression" else torch.as_tensor(y, dtype=torch.long)
         return Batch(torch.as_tensor(x, dtype=dtype), ytensor, torch.as_tensor(m, dtype=dtype), info)
 
+    def member_batches(self, batch_size: int, seeds: list, dtype=torch.float32) -> tuple[Batch, list[Batch]]:
+        """One batch per seed (as ``batch`` draws it) stacked on a member axis — ``inputs [T, E, B, n_in]``,
+        ``mask [T, E, B]``, zero-padded (unscored) to the longest member — and the members' own batches.
+        Ensembles train on these; a task may build them faster than one ``batch`` call per member."""
+        batches = [self.batch(batch_size, seed=s, dtype=dtype) for s in seeds]
+        T = max(b.inputs.shape[0] for b in batches)
+        pad = lambda x: torch.nn.functional.pad(x, [0, 0] * (x.dim() - 1) + [0, T - x.shape[0]])
+        stack = lambda name: torch.stack([pad(getattr(b, name)) for b in batches], 1)
+        return Batch(stack("inputs"), stack("targets"), stack("mask"), {"members": batches}), batches
+
+    def member_accuracies(self, outputs: torch.Tensor, batches: list[Batch]) -> list[float]:
+        """``accuracy`` of each member e on ``outputs[:, e]`` (``outputs [T, E, B, n_out]``)."""
+        return [self.accuracy(outputs[:b.inputs.shape[0], e, :b.inputs.shape[1]], b) for e, b in enumerate(batches)]
+
     # -- scores ------------------------------------------------------------
     def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Masked mean squared error (regression) or masked cross-entropy (classification)."""

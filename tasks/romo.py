@@ -52,33 +52,61 @@ class Romo(Task):
         return f1, f2
 
     def trials(self, batch_size, rng):
-        T = self.n_steps
         f1, f2 = self._frequencies(batch_size, rng)
         gaps = rng.uniform(*self.gap, size=batch_size)
-        x = np.zeros((T, batch_size, 1))
-        y = np.zeros((T, batch_size, 2))
-        mask = np.zeros((T, batch_size))
-        decision = np.zeros((T, batch_size), dtype=bool)
+        return self._build(f1, f2, gaps)
+
+    def _build(self, f1, f2, gaps):
+        """Trials from their conditions, vectorized over the conditions' shape (``[B]``, or ``[E, B]``
+        for an ensemble's members): epoch bounds per trial, compared against the time axis."""
+        T = self.n_steps
         s1 = self._steps(self.fixation)
         e1 = s1 + self._steps(self.stimulus)
-        for b in range(batch_size):
-            s2 = e1 + self._steps(gaps[b])
-            e2 = s2 + self._steps(self.stimulus)
-            d0 = e2 + self._steps(self.delay)
-            d1 = d0 + self._steps(self.decision)
-            x[s1:e1, b, 0], x[s2:e2, b, 0] = f1[b], f2[b]
-            mask[:e2, b] = 1.0
-            mask[d0:d1, b] = 1.0
-            y[d0:d1, b, 0 if f1[b] > f2[b] else 1] = self.target
-            decision[d0:d1, b] = True
+        s2 = e1 + np.rint(gaps * self.tau / self.dt).astype(int)     # rounds as _steps does (half to even)
+        e2 = s2 + self._steps(self.stimulus)
+        d0 = e2 + self._steps(self.delay)
+        d1 = d0 + self._steps(self.decision)
+        t = np.arange(T).reshape((T,) + (1,) * f1.ndim)
+        decision = (t >= d0) & (t < d1)
+        x = (np.where((t >= s1) & (t < e1), f1, 0.0) + np.where((t >= s2) & (t < e2), f2, 0.0))[..., None]
+        mask = ((t < e2) | decision).astype(float)
+        first = f1 > f2
+        y = np.stack([np.where(decision & first, self.target, 0.0), np.where(decision & ~first, self.target, 0.0)], -1)
         return x, y, mask, {"f1": f1, "f2": f2, "decision": decision, "choice": (f2 > f1).astype(int)}
+
+    def member_batches(self, batch_size: int, seeds: list, dtype=torch.float32):
+        """As ``Task.member_batches`` (the same trials per seed), built in one pass for all members."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        draws = []
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            f1, f2 = self._frequencies(batch_size, rng)
+            draws.append((f1, f2, rng.uniform(*self.gap, size=batch_size)))
+        f1, f2, gaps = (np.stack(d) for d in zip(*draws))
+        x, y, mask, info = self._build(f1, f2, gaps)
+        stacked = Batch(torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype),
+                        torch.as_tensor(mask, dtype=dtype), info)
+        members = [Batch(stacked.inputs[:, e], stacked.targets[:, e], stacked.mask[:, e],
+                         {"f1": f1[e], "f2": f2[e], "decision": info["decision"][:, e], "choice": info["choice"][e]})
+                   for e in range(len(seeds))]
+        stacked.info["members"] = members
+        return stacked, members
+
+    def member_accuracies(self, outputs: torch.Tensor, batches: list) -> list[float]:
+        """``accuracy`` per member, computed for all members at once."""
+        info = {"decision": np.stack([b.info["decision"] for b in batches], 1),
+                "choice": np.stack([b.info["choice"] for b in batches])}
+        return self._correct(outputs, info).double().mean(-1).tolist()
+
+    def _correct(self, outputs: torch.Tensor, info: dict) -> torch.Tensor:
+        with torch.no_grad():
+            w = torch.as_tensor(info["decision"], dtype=outputs.dtype, device=outputs.device)
+            w = w.reshape(w.shape[:1] + (1,) * (outputs.dim() - 1 - w.dim()) + w.shape[1:])   # extra lead dims
+            mean = (outputs * w.unsqueeze(-1)).sum(0) / w.sum(0).unsqueeze(-1)
+            correct = torch.as_tensor(info["choice"], device=outputs.device)
+            return mean.argmax(-1) == correct
 
     def accuracy(self, outputs: torch.Tensor, batch: Batch) -> float:
         """Fraction of trials whose larger mean output over the decision window is the right channel."""
-        with torch.no_grad():
-            window = torch.as_tensor(batch.info["decision"], dtype=outputs.dtype, device=outputs.device)
-            w = window if outputs.dim() == 3 else window.unsqueeze(1)
-            mean = (outputs * w.unsqueeze(-1)).sum(0) / w.sum(0).unsqueeze(-1)
-            choice = mean.argmax(-1)
-            correct = torch.as_tensor(batch.info["choice"], device=outputs.device)
-            return float((choice == correct).double().mean())
+        return float(self._correct(outputs, batch.info).double().mean())

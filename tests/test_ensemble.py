@@ -79,10 +79,10 @@ class _StopAt:
     def __init__(self, task, stop):
         self.task, self.stop = task, stop
 
-    def batch(self, batch_size, seed, dtype=torch.float32):
-        if seed[1] == self.stop:
+    def member_batches(self, batch_size, seeds, dtype=torch.float32):
+        if seeds[0][1] == self.stop:
             raise _Interrupt
-        return self.task.batch(batch_size, seed=seed, dtype=dtype)
+        return self.task.member_batches(batch_size, seeds, dtype=dtype)
 
     def __getattr__(self, name):
         return getattr(self.task, name)
