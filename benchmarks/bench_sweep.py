@@ -10,9 +10,10 @@ units, batch 32, Romo (140 steps), Adam — run two ways on the same cores:
   (``nn.Linear`` input and recurrent layers inside the Python time loop, masked
   MSE, ``loss.backward()``, Adam); e-prop detaches the recurrent rate.
 
-Then time per iteration vs ensemble size E and vs N (one thread), the cost of the
-matmuls alone at the same shapes (the floor a batched step can reach), and a
-profile of where an ensemble iteration's time goes.
+Then time per iteration vs ensemble size E and vs N (one thread): the whole step's
+arithmetic rate (its multiply-adds over its time) beside what MKL's batched matmuls
+alone take at the same shapes (the floor of any implementation built on them — the
+compiled rollout kernel beats it), and where an ensemble iteration's time goes.
 
     python benchmarks/bench_sweep.py [--quick] [--iterations 100] [--cores 2]
 """
@@ -161,16 +162,42 @@ def matmul_floor(E: int, N: int, T: int = 140, B: int = 32, rule: str = "bptt") 
     return (time.perf_counter() - start) / reps
 
 
-def profile(E: int, N: int, iterations: int) -> list[tuple[str, float, int]]:
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+def step_gflops(N: int, seconds_per_member_iteration: float, rule: str = "bptt", T: int = 140, B: int = 32) -> float:
+    """The recurrence's multiply-adds per member-iteration (forward W f(h); backward Σ λᵀ f(h) and, for
+    BPTT, λ W — 2·B·N² each per step) divided by the measured time of the whole iteration."""
+    products = 3 if rule == "bptt" else 2
+    return products * 2 * B * N * N * T / seconds_per_member_iteration / 1e9
+
+
+PARTS = {   # (file, function) whose cumulative time is one part of an iteration
+    "rollout forward (compiled kernel)": ("rate_kernel.py", "forward"),
+    "rollout adjoint (compiled kernel)": ("rate_kernel.py", "adjoint"),
+    "task batches": ("romo.py", "member_batches"),
+    "loss": ("base.py", "loss"),
+    "accuracy": ("romo.py", "member_accuracies"),
+    "Adam": ("ensemble.py", "step"),
+}
+
+
+def profile(E: int, N: int, iterations: int, rule: str = "bptt") -> list[tuple[str, float]]:
+    """Seconds per iteration in each part of ``PARTS`` and the rest (cProfile: Python-level calls;
+    the compiled kernel is one call each way)."""
+    import cProfile
+    import pstats
 
     from neuro.ensemble import train_ensemble
     spec, task, members = _setup(E, N)
-    train_ensemble(spec, task, "bptt", members, iterations=2, progress=False)
-    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-        train_ensemble(spec, task, "bptt", members, iterations=iterations, progress=False)
-    rows = [(e.key, e.self_cpu_time_total / 1e6 / iterations, e.count // iterations) for e in prof.key_averages()]
-    return sorted(rows, key=lambda r: -r[1])
+    train_ensemble(spec, task, rule, members, iterations=2, progress=False)
+    prof = cProfile.Profile()
+    prof.enable()
+    train_ensemble(spec, task, rule, members, iterations=iterations, progress=False)
+    prof.disable()
+    stats = pstats.Stats(prof).stats
+    cumulative = lambda file, fn: sum(v[3] for (f, _, name), v in stats.items() if f.endswith(file) and name == fn)
+    total = cumulative("ensemble.py", "train_ensemble")
+    rows = [(part, cumulative(*where) / iterations) for part, where in PARTS.items()]
+    rows.append(("everything else (Python loop, gradient checks, autograd glue)", total / iterations - sum(r[1] for r in rows)))
+    return rows
 
 
 def main() -> None:
@@ -213,22 +240,25 @@ def main() -> None:
           f"→ {plain_full / ens_full:.1f}×.\n")
 
     print(f"## Time per iteration vs ensemble size E (N = 64, BPTT, one thread, {its} iterations)\n")
-    print("| E | s / iteration | ms / member-iteration | matmul floor (s) | step / floor |\n|---|---|---|---|---|")
+    print("| E | s / iteration | ms / member-iteration | GFLOP/s of the whole step | MKL batched matmuls alone (s) |")
+    print("|---|---|---|---|---|")
     for E in ([1, 5, 25] if args.quick else [1, 5, 10, 25, 50]):
         t, floor = time_per_iteration(E, 64, its), matmul_floor(E, 64)
-        print(f"| {E} | {t:.3f} | {1e3 * t / E:.2f} | {floor:.3f} | {t / floor:.1f} |")
+        print(f"| {E} | {t:.3f} | {1e3 * t / E:.2f} | {step_gflops(64, t / E):.0f} | {floor:.3f} |")
     print(f"\n## Time per iteration vs N (E = 25, BPTT, one thread)\n")
-    print("| N | s / iteration | ms / member-iteration | matmul floor (s) | step / floor |\n|---|---|---|---|---|")
+    print("| N | s / iteration | ms / member-iteration | GFLOP/s of the whole step | MKL batched matmuls alone (s) |")
+    print("|---|---|---|---|---|")
     for N in ([32, 64, 128] if args.quick else [32, 64, 128, 256]):
         t, floor = time_per_iteration(25, N, its), matmul_floor(25, N)
-        print(f"| {N} | {t:.3f} | {1e3 * t / 25:.2f} | {floor:.3f} | {t / floor:.1f} |")
-    print("\n## Where an iteration's time goes (E = 25, N = 64, BPTT, torch.profiler self CPU time)\n")
-    rows = profile(25, 64, its)
-    total = sum(r[1] for r in rows)
-    print("| op | ms / iteration | calls / iteration | share |\n|---|---|---|---|")
-    for name, sec, count in rows[:12]:
-        print(f"| {name} | {1e3 * sec:.1f} | {count} | {100 * sec / total:.0f}% |")
-    print(f"| (all ops) | {1e3 * total:.1f} | | 100% |")
+        print(f"| {N} | {t:.3f} | {1e3 * t / 25:.2f} | {step_gflops(N, t / 25):.0f} | {floor:.3f} |")
+    for rule in RULES:
+        print(f"\n## Where an iteration's time goes (E = 25, N = 64, {rule}, cProfile)\n")
+        rows = profile(25, 64, its, rule)
+        total = sum(r[1] for r in rows)
+        print("| part | ms / iteration | share |\n|---|---|---|")
+        for name, sec in rows:
+            print(f"| {name} | {1e3 * sec:.1f} | {100 * sec / total:.0f}% |")
+        print(f"| (iteration) | {1e3 * total:.1f} | 100% |")
 
 
 if __name__ == "__main__":
