@@ -40,17 +40,17 @@ def learning_curves(panels: dict, path, title: str = "", ylabel: str = "loss", l
             ax.fill_between(x, lower, mean + std, color=color, alpha=0.2, lw=0)
             starts.append(mean[0])
             lows.append(np.nanmin(mean))
+        ax.set_title(name)
+        ax.set_xlabel("iteration")
+        if logy:
+            ax.set_yscale("log")
+        ax.legend(frameon=False, fontsize=8)
     if logy and starts:
         # a diverging run would squash every other curve: show the range the typical runs start in
         top, bottom = 3 * np.nanmedian(starts), 0.5 * np.nanmin(lows)
         if np.isfinite(top) and np.isfinite(bottom) and 0 < bottom < top:
             for ax in axes[0]:
                 ax.set_ylim(bottom, top)
-        ax.set_title(name)
-        ax.set_xlabel("iteration")
-        if logy:
-            ax.set_yscale("log")
-        ax.legend(frameon=False, fontsize=8)
     axes[0][0].set_ylabel(ylabel)
     if title:
         fig.suptitle(title, fontsize=10)
