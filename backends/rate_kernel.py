@@ -33,6 +33,7 @@ _lib = None
 _tried = False
 _lock = threading.Lock()
 _pool: cf.ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_pid = 0          # a forked child (Lava forks) inherits the pool object but not its threads
 
 
@@ -100,13 +101,13 @@ def _ptr(t: torch.Tensor | None):
 
 def _over_members(E: int, call) -> None:
     """``call(e0, e1)`` over [0, E), split across torch's thread count."""
-    global _pool, _pool_pid
+    global _pool, _pool_size, _pool_pid
     workers = min(torch.get_num_threads(), E)
     if workers <= 1:
         call(0, E)
         return
-    if _pool is None or _pool._max_workers < workers or _pool_pid != os.getpid():
-        _pool, _pool_pid = cf.ThreadPoolExecutor(workers), os.getpid()
+    if _pool is None or _pool_size < workers or _pool_pid != os.getpid():
+        _pool, _pool_size, _pool_pid = cf.ThreadPoolExecutor(workers), workers, os.getpid()
     bounds = [E * i // workers for i in range(workers + 1)]
     for job in [_pool.submit(call, a, b) for a, b in zip(bounds, bounds[1:]) if b > a]:
         job.result()

@@ -127,7 +127,6 @@ def time_sweep_grid(iterations: int, cores: int) -> float:
 
 def _setup(E: int, N: int, rule: str = "bptt"):
     import neuro
-    from neuro.ensemble import Ensemble, _BatchedAdam
     spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": N})
     task = neuro.tasks.get("romo", dt=spec.dt, tau=spec.neuron.tau)
     members = [{"seed": e, "lr": 1e-3, "overrides": {"recurrent.gain": GAINS[e % 5]}} for e in range(E)]
@@ -245,7 +244,7 @@ def main() -> None:
     for E in ([1, 5, 25] if args.quick else [1, 5, 10, 25, 50]):
         t, floor = time_per_iteration(E, 64, its), matmul_floor(E, 64)
         print(f"| {E} | {t:.3f} | {1e3 * t / E:.2f} | {step_gflops(64, t / E):.0f} | {floor:.3f} |")
-    print(f"\n## Time per iteration vs N (E = 25, BPTT, one thread)\n")
+    print("\n## Time per iteration vs N (E = 25, BPTT, one thread)\n")
     print("| N | s / iteration | ms / member-iteration | GFLOP/s of the whole step | MKL batched matmuls alone (s) |")
     print("|---|---|---|---|---|")
     for N in ([32, 64, 128] if args.quick else [32, 64, 128, 256]):

@@ -12,8 +12,6 @@ a trial's steps after its decision window are not scored.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
