@@ -83,3 +83,17 @@ class Connectivity(torch.nn.Module):
     @property
     def n_hidden(self) -> int:
         return self.W_rec.shape[-1]
+
+
+def raw_gradients(net, effective_grads: dict, grads: dict | None = None) -> dict:
+    """Chain gradients of the effective (masked, Dale-signed) weights to the raw parameters of
+    ``net.trainable()``; parameters without an entry keep ``grads``' value (or get none)."""
+    grads = {} if grads is None else grads
+    params, eff = net.trainable(), net.effective()
+    keys = [k for k in params if k in effective_grads]
+    if keys:
+        raw = torch.autograd.grad([eff[k] for k in keys], [params[k] for k in keys],
+                                  grad_outputs=[effective_grads[k] for k in keys], allow_unused=True)
+        for k, g in zip(keys, raw):
+            grads[k] = torch.zeros_like(params[k]) if g is None else g
+    return grads
