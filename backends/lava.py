@@ -57,6 +57,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neuro.contract import refuse_options
 from neuro.lif_params import lif_constants
 from neuro.trajectory import Trajectory
 
@@ -249,6 +250,8 @@ class LavaNetwork:
     """
 
     backend = "lava"
+    neuron_model = "lif"
+    provides = frozenset({"runs"})      # neuro.contract: runs only (no gradients, no stepping)
 
     def __init__(self, spec, weights, precision: str = "float", weight_bits: int | None = None,
                  vth_target: int = 256, trials_per_run: int | None = None, progress: bool = True,
@@ -332,8 +335,10 @@ class LavaNetwork:
         """Spikes ``[T, n]`` of one trial with inputs ``x [T, n_in]`` (the benchmark's entry)."""
         return self._run_trials((x @ self.w.W_in.T)[:, None])[:, 0]
 
-    def run(self, inputs, **_) -> Trajectory:
-        """Run on ``inputs [T, B, n_in]``: ``trials_per_run`` trials per Lava run, side by side."""
+    def run(self, inputs, generator=None, **options) -> Trajectory:
+        """Run on ``inputs [T, B, n_in]``: ``trials_per_run`` trials per Lava run, side by side.
+        The network is noise-free (``generator`` draws nothing); any other run option is refused."""
+        refuse_options(self, options, "Lava runs forward only")
         x = np.asarray(inputs.detach().cpu() if torch.is_tensor(inputs) else inputs, dtype=float)
         if x.ndim != 3 or x.shape[2] != self.spec.n_inputs:
             raise ValueError(f"inputs must have shape [T, B, n_inputs={self.spec.n_inputs}], got {x.shape}")

@@ -1,5 +1,3 @@
-# NOTE FOR HELPER SESSIONS: this backend is written and tested by the lead (tests/test_lif.py);
-# build on it (add methods, fix bugs) rather than replacing it.  The contract is neuro/lif_params.py.
 """LIF spiking backend (snnTorch's surrogate spike functions, our update order).
 
 Per step, for every spiking backend alike (``neuro/lif_params.py``; Lava's
@@ -32,11 +30,14 @@ import torch
 import snntorch.surrogate as _surrogate
 
 from neuro.connectivity import Connectivity
-from neuro.lif_params import lif_constants
+from neuro.contract import refuse_options
+from neuro.lif_params import LIFState, lif_constants, lif_step
+from neuro.readout import as_row as _vec, matvec as _matvec, readout as _readout
 from neuro.spec import NetworkSpec
+from neuro.surrogates import surrogate_derivative
 from neuro.trajectory import Trajectory
 from neuro.weights import Weights
-from neuro.backends.rate import _FeedbackReadout, _matvec, _vec
+
 
 def _spike_input(W: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """``W s`` for spikes ``s [B, N]``.  Event-driven when nothing needs a gradient (one trial on
@@ -78,15 +79,13 @@ _SURROGATES = {
 }
 
 
-def surrogate_derivative(name: str, slope: float, x: torch.Tensor) -> torch.Tensor:
-    """dS/dv of snnTorch's surrogates at ``x = v - v_th`` (for traces and Jacobians)."""
-    if name == "fast_sigmoid":
-        return 1.0 / (slope * x.abs() + 1.0) ** 2
-    return (slope / 2) / (1 + (torch.pi / 2 * slope * x) ** 2)   # atan, snnTorch's scaling
-
-
 class LIFNetwork(Connectivity):
+    """A compiled LIF network: ``run`` for trajectories, ``init_state``/``advance`` on a typed
+    ``LIFState`` for online rules, ``step``/``jacobian_vp`` on the packed state for analysis."""
+
     backend = "lif"
+    neuron_model = "lif"
+    provides = frozenset({"runs", "differentiable", "truncatable", "local", "steppable", "online", "lif_map"})
 
     def __init__(self, spec: NetworkSpec, weights: Weights, dtype=torch.float32, device="cpu"):
         n = spec.neuron
@@ -98,83 +97,83 @@ class LIFNetwork(Connectivity):
         self.v_th = n.v_th
         self.reset_zero = n.reset == "zero"
         self.spike_fn = _SURROGATES[n.surrogate](n.surrogate_slope)
+        self.extra_decay = 1.0 - self.c.du   # an ``advance`` extra current passes the synaptic filter u
 
     # -- state -------------------------------------------------------------------
     @property
     def state_size(self) -> int:
         return self.n_hidden * (3 if self.slow else 2)
 
-    def init_state(self, batch_size: int) -> dict:
-        z = torch.zeros(batch_size, self.n_hidden, dtype=self.W_rec.dtype, device=self.W_rec.device)
-        state = {"u": z, "v": z, "s": z, "r": z, "ref": z}
-        if self.slow:
-            state["us"] = z
-        return state
+    def init_state(self, batch_size: int) -> LIFState:
+        return LIFState.zeros((batch_size, self.n_hidden), self.slow, self.W_rec.dtype, self.W_rec.device)
 
-    def _spike(self, v: torch.Tensor) -> torch.Tensor:
-        return self.spike_fn(v - self.v_th)
-
-    def advance(self, state: dict, x: torch.Tensor, extra: torch.Tensor | None = None, params: dict | None = None,
-                detach_recurrent: bool = False) -> dict:
-        """One step of the contract; ``extra`` is added to the input current a[t]."""
+    def advance(self, state: LIFState, x: torch.Tensor, extra: torch.Tensor | None = None, params: dict | None = None,
+                detach_recurrent: bool = False) -> LIFState:
+        """One step (``lif_step``); ``extra`` is added to the input current a[t]; ``detach_recurrent``
+        cuts the gradient through the recurrent spikes (e-prop's truncation)."""
         p = self.effective() if params is None else params
-        c = self.c
-        s_prev = state["s"].detach() if detach_recurrent else state["s"]
+        s_prev = state.s.detach() if detach_recurrent else state.s
         a = _matvec(p["W_in"], x) + _spike_input(p["W_rec"], s_prev)
         if extra is not None:
             a = a + extra
-        u = (1 - c.du) * state["u"] + a
-        v = (1 - c.dv) * state["v"] + u + _vec(p["b"])
-        new = {"u": u}
-        if self.slow:
-            new["us"] = (1 - c.du_slow) * state["us"] + _spike_input(p["W_slow"], s_prev)
-            v = v + new["us"]
-        free = None
-        if c.refractory_steps > 0:
-            free = (state["ref"] <= 0).to(v.dtype)
-            v = v * free
-        s = self._spike(v)
-        if free is not None:
-            s = s * free
-        sd = s.detach()
-        new["v_pre"] = v
-        new["v"] = v * (1 - sd) if self.reset_zero else v - self.v_th * sd
-        new["s"] = s
-        new["r"] = (1 - c.d_readout) * state["r"] + s
-        new["ref"] = torch.where(sd > 0, torch.full_like(v, c.refractory_steps), state["ref"] - 1) \
-            if c.refractory_steps > 0 else state["ref"]
-        return new
+        slow = _spike_input(p["W_slow"], s_prev) if self.slow else None
+        return lif_step(state, a, _vec(p["b"]), self.spec.neuron, self.spec.dt, slow, self.spike_fn)
 
-    def activity(self, state: dict) -> torch.Tensor:
-        return state["r"]
+    def activity(self, state: LIFState) -> torch.Tensor:
+        """What the readout reads: the filtered spikes ``r``."""
+        return state.r
+
+    def potential(self, state: LIFState) -> torch.Tensor:
+        """The membrane potential before the reset."""
+        return state.v_pre
+
+    def online_start(self, batch_size: int, init_std: float, generator: torch.Generator):
+        """A start for online rules: a resting network would stay silent, so one step of random input
+        current spreads the voltages over about ``[0, 2·init_std·v_th]`` (Nicola & Clopath 2017 start
+        from random voltages); returns ``(state, that current)``."""
+        kick = self.c.du * 2 * init_std * self.v_th * torch.rand(batch_size, self.n_hidden, generator=generator,
+                                                                 dtype=self.W_rec.dtype)
+        return self.init_state(batch_size), kick
 
     def readout(self, rates, params=None, feedback=None):
-        p = self.effective() if params is None else params
-        if feedback is not None:
-            return _FeedbackReadout.apply(rates, p["W_out"], p["b_out"], feedback)
-        return _matvec(p["W_out"], rates) + _vec(p["b_out"])
+        return _readout(rates, self.effective() if params is None else params, feedback)
 
-    def run(self, inputs: torch.Tensor, state: dict | None = None, generator=None, detach_recurrent: bool = False,
-            feedback: torch.Tensor | None = None, **_) -> Trajectory:
-        """Run on ``inputs [T, B, n_in]``; ``detach_recurrent`` cuts the gradient through the
-        recurrent spikes (e-prop's truncation); ``feedback`` replaces ``W_outᵀ`` in the backward."""
+    def sample_noise(self, shape, generator=None) -> None:
+        """LIF networks are noise-free: no hidden noise is drawn."""
+        return None
+
+    def run(self, inputs: torch.Tensor, state: LIFState | None = None, generator=None, detach_recurrent: bool = False,
+            detach_every: int | None = None, feedback: torch.Tensor | None = None,
+            noise: torch.Tensor | None = None) -> Trajectory:
+        """Run on ``inputs [T, B, n_in]``.  ``detach_recurrent`` cuts the gradient through the recurrent
+        spikes (e-prop's truncation); ``detach_every=k`` detaches the whole state at t = 0, k, 2k, …
+        (truncated BPTT); ``feedback`` replaces ``W_outᵀ`` in the readout's backward.  The network is
+        noise-free: ``generator`` draws nothing and a ``noise`` tensor is refused."""
+        refuse_options(self, {"noise": noise}, "LIF networks are noise-free")
+        if detach_every is not None and not (isinstance(detach_every, int) and detach_every >= 1):
+            raise ValueError(f"detach_every must be an integer >= 1 (or None), got {detach_every!r}")
         inputs = inputs.to(dtype=self.W_rec.dtype, device=self.W_rec.device)
         p = self.effective()
         st = self.init_state(inputs.shape[1]) if state is None else state
-        keys = ("v_pre", "s", "r", "u") + (("us",) if self.slow else ())
-        out = {k: [] for k in keys}
+        steps = []
         for t in range(inputs.shape[0]):
+            if detach_every and t % detach_every == 0:
+                st = st.detach()
             st = self.advance(st, inputs[t], params=p, detach_recurrent=detach_recurrent)
-            for k in keys:
-                out[k].append(st[k])
-        out = {k: torch.stack(v) for k, v in out.items()}
-        extra = {"current": out["u"]}
+            steps.append(st)
+        stack = lambda name: torch.stack([getattr(x, name) for x in steps])
+        rates = stack("r")
+        extra = {"current": stack("u")}
         if self.slow:
-            extra["slow_current"] = out["us"]
-        return Trajectory(states=out["v_pre"], rates=out["r"], outputs=self.readout(out["r"], p, feedback),
-                          spikes=out["s"], extra=extra)
+            extra["slow_current"] = stack("us")
+        return Trajectory(states=stack("v_pre"), rates=rates, outputs=self.readout(rates, p, feedback),
+                          spikes=stack("s"), extra=extra)
 
     # -- Lyapunov: packed state z = [u, v_pre (, u_s)] --------------------------------
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        """The packed resting state ``[B, state_size]``."""
+        return torch.zeros(batch_size, self.state_size, dtype=self.W_rec.dtype, device=self.W_rec.device)
+
     def _unpack(self, z):
         n = self.n_hidden
         parts = {"u": z[..., :n], "v": z[..., n:2 * n]}
@@ -189,13 +188,11 @@ class LIFNetwork(Connectivity):
         v_pre = parts["v"]
         s = (v_pre > self.v_th).to(z.dtype)
         v_post = v_pre * (1 - s) if self.reset_zero else v_pre - self.v_th * s
-        state = {"u": parts["u"], "v": v_post, "s": s, "r": torch.zeros_like(s), "ref": torch.zeros_like(s)}
-        if self.slow:
-            state["us"] = parts["us"]
+        zero = torch.zeros_like(s)
+        state = LIFState(u=parts["u"], v=v_post, s=s, r=zero, ref=zero, us=parts.get("us"), v_pre=v_pre)
         new = self.advance(state, x, params=p)
-        packed = [new["u"], new["v_pre"]] + ([new["us"]] if self.slow else [])
+        packed = [new.u, new.v_pre] + ([new.us] if self.slow else [])
         return torch.cat(packed, -1)
-
     def jacobian_vp(self, z: torch.Tensor, V: torch.Tensor, params: dict | None = None) -> torch.Tensor:
         """Surrogate ``J V`` of ``step``: the spike's derivative is the surrogate ψ(v - v_th),
         resets are treated as fixed (as in e-prop)."""
@@ -216,8 +213,3 @@ class LIFNetwork(Connectivity):
             out[1] = out[1] + dus
             out.append(dus)
         return torch.cat(out, -2)
-
-    # -- e-prop (Bellec et al. 2020) ------------------------------------------------------
-    def eprop_gradients(self, batch, task, form: str = "autograd", generator=None):
-        from neuro.rules.eprop_lif import eprop_lif_gradients
-        return eprop_lif_gradients(self, batch, task, form)

@@ -20,19 +20,10 @@ import torch
 from neuro.activations import activation, derivative
 from neuro.backends import rate_kernel
 from neuro.connectivity import Connectivity
+from neuro.readout import as_row as _vec, matvec as _matvec, readout as _readout
 from neuro.spec import NetworkSpec
 from neuro.trajectory import Trajectory
 from neuro.weights import Weights
-
-
-def _matvec(W: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``W v`` for batched row vectors: W ``[..., M, K]``, v ``[..., B, K]`` → ``[..., B, M]``."""
-    return torch.matmul(v, W.transpose(-1, -2))
-
-
-def _vec(b: torch.Tensor) -> torch.Tensor:
-    """A bias ``[..., N]`` broadcastable against ``[..., B, N]``."""
-    return b.unsqueeze(-2) if b.dim() > 1 else b
 
 
 def rate_step(h, x_drive, W_rec, alpha: float, f, noise=None, detach_recurrent: bool = False):
@@ -184,32 +175,13 @@ class _Rollout(torch.autograd.Function):
                 grad_noise, None, None, None, None, None, None)
 
 
-class _FeedbackReadout(torch.autograd.Function):
-    """``y = r W_outᵀ + b_out`` whose backward sends the error to ``r`` through a fixed
-    matrix ``B`` instead of ``W_outᵀ`` (feedback alignment); weight gradients exact."""
-
-    @staticmethod
-    def forward(ctx, r, W_out, b_out, B):
-        ctx.save_for_backward(r, B)
-        return _matvec(W_out, r) + _vec(b_out)
-
-    @staticmethod
-    def backward(ctx, grad_y):
-        r, B = ctx.saved_tensors
-        grad_r = torch.matmul(grad_y, B.transpose(-1, -2))
-        if B.dim() == 2:
-            gy, rr = grad_y.reshape(-1, grad_y.shape[-1]), r.reshape(-1, r.shape[-1])
-            grad_W, grad_b = gy.T @ rr, gy.sum(0)
-        else:  # ensemble: [..., E, B, ·] with weights [E, ·, ·]
-            grad_W = torch.einsum("...ebo,...ebn->eon", grad_y, r)
-            grad_b = torch.einsum("...ebo->eo", grad_y)
-        return grad_r, grad_W, grad_b, None
-
-
 class RateNetwork(Connectivity):
     """A compiled rate network (connectivity, masks and Dale signs: ``neuro.connectivity``)."""
 
     backend = "rate"
+    neuron_model = "rate"
+    provides = frozenset({"runs", "differentiable", "truncatable", "local", "steppable", "online", "rate_map"})
+    extra_decay = 0.0     # an ``advance`` extra current enters the state directly
 
     def __init__(self, spec: NetworkSpec, weights: Weights, dtype=torch.float32, device="cpu"):
         if spec.neuron.model != "rate":
@@ -221,6 +193,11 @@ class RateNetwork(Connectivity):
         self.fprime = derivative(spec.neuron.activation)
         self.fused = True   # run() through _Rollout (hand-written backward); False = step-by-step autograd
         self.noise_scale = math.sqrt(2.0 * (1.0 - self.alpha)) * spec.neuron.noise_std
+        self.noise_source = None   # a callable (shape, generator) -> noise replacing the Gaussian draw
+
+    @property
+    def state_size(self) -> int:
+        return self.n_hidden
 
     # -- dynamics --------------------------------------------------------------
     def initial_state(self, batch_size: int) -> torch.Tensor:
@@ -258,13 +235,24 @@ class RateNetwork(Connectivity):
         """What the readout reads from a state: ``f(h)``."""
         return self.f(state)
 
+    def potential(self, state: torch.Tensor) -> torch.Tensor:
+        """The unit's potential (here ``h``), whose fluctuations reward-modulated Hebbian rules use."""
+        return state
+
+    def online_start(self, batch_size: int, init_std: float, generator: torch.Generator):
+        """A random start for online rules: ``h ~ N(0, init_std²)`` (Sussillo & Abbott 2009's code),
+        and no extra current for the first step."""
+        shape = self.init_state(batch_size).shape
+        return init_std * torch.randn(shape, generator=generator, dtype=self.W_rec.dtype), None
+
     def readout(self, rates: torch.Tensor, params: dict | None = None, feedback: torch.Tensor | None = None):
-        p = self.effective() if params is None else params
-        if feedback is not None:
-            return _FeedbackReadout.apply(rates, p["W_out"], p["b_out"], feedback)
-        return _matvec(p["W_out"], rates) + _vec(p["b_out"])
+        return _readout(rates, self.effective() if params is None else params, feedback)
 
     def sample_noise(self, shape, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Hidden noise of ``shape`` (None for a noise-free network); ``noise_source``, when set,
+        draws it instead (an ensemble gives each member its own generator)."""
+        if self.noise_source is not None:
+            return self.noise_source(shape, generator)
         if self.noise_scale == 0:
             return None
         return self.noise_scale * torch.randn(shape, generator=generator, dtype=self.W_rec.dtype,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 
+from .contract import verify
 from .spec import NetworkSpec, validate
 from .weights import Weights, init_weights
 
@@ -20,9 +21,24 @@ EXPORTERS = {
 }
 
 
+def register_backend(name: str, target) -> None:
+    """Add a backend: ``target`` is its class or ``"module:Class"`` (imported on first use).  The
+    class declares ``backend``, ``neuron_model`` and ``provides`` (``neuro.contract``)."""
+    BACKENDS[name] = tuple(target.split(":")) if isinstance(target, str) else target
+
+
+def backend_class(name: str):
+    """The class of a registered backend, its declaration checked against ``neuro.contract``."""
+    cls = _load(BACKENDS, name, "backend")
+    verify(cls)
+    return cls
+
+
 def _load(table: dict, name: str, what: str):
     if name not in table:
         raise ValueError(f"{what} must be one of {sorted(table)}, got {name!r}")
+    if not isinstance(table[name], tuple):
+        return table[name]
     module, attr = table[name]
     try:
         return getattr(importlib.import_module(module), attr)
@@ -40,7 +56,7 @@ def compile(spec: NetworkSpec, backend: str = "rate", weights: Weights | None = 
     go to the backend (``dtype``, ``device`` …).
     """
     validate(spec)
-    cls = _load(BACKENDS, backend, "backend")
+    cls = backend_class(backend)
     if weights is None:
         weights = init_weights(spec, seed)
     return cls(spec, weights, **options)

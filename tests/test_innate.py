@@ -71,5 +71,5 @@ def test_innate_and_reservoir_options_are_checked():
         neuro.rules.get("innate", every=0)
     spec = neuro.models.load("2af_lif")
     net = neuro.compile(spec, "lif", neuro.init_weights(spec, 0))
-    with pytest.raises(ValueError, match="rate backend"):
+    with pytest.raises(ValueError, match="^rule 'innate' needs the leaky rate map; backend 'lif' does not provide it$"):
         neuro.rules.get("innate").fit(net, PulseChirp(), iterations=1, progress=False)

@@ -2,7 +2,8 @@
 
 Gradient rules implement ``loss_and_gradients(net, batch, task)`` and get
 ``gradients`` for free; they only use the model's public surface (``run``,
-``effective``, ``trainable``, ``readout``), never backend internals.  Online
+``effective``, ``trainable``, ``readout``), never backend internals, and declare the
+capabilities of ``neuro.contract`` they use in ``needs``.  Online
 rules (FORCE, full-FORCE, reward-modulated Hebbian) implement ``fit`` instead
 and drive the step loop themselves.
 """
@@ -10,10 +11,17 @@ from __future__ import annotations
 
 import torch
 
+from neuro.contract import require_rule
+
 
 class GradientRule:
     name = "gradient"
     online = False
+    needs: tuple = ("differentiable",)     # capabilities of ``neuro.contract`` the rule uses
+
+    def require(self, net) -> None:
+        """Refuse, in one line naming both, a network that does not provide what this rule needs."""
+        require_rule(self, net)
 
     def loss_and_gradients(self, net, batch, task, generator=None):
         """Return ``(loss tensor, outputs, {param name: gradient})``."""

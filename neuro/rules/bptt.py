@@ -8,8 +8,10 @@ class BPTT(GradientRule):
     """Exact gradient of the task loss by reverse-mode autodiff through all time steps."""
 
     name = "bptt"
+    needs = ("differentiable",)
 
     def loss_and_gradients(self, net, batch, task, generator=None):
+        self.require(net)
         traj = net.run(batch.inputs, generator=generator)
         loss = task.loss(traj.outputs, batch)
         return loss, traj.outputs, autograd_gradients(loss.sum(), net)
@@ -20,6 +22,7 @@ class TruncatedBPTT(GradientRule):
     ``t = 0, k, 2k, …``), as in Williams & Peng 1990's TBPTT(k, k)."""
 
     name = "tbptt"
+    needs = ("truncatable",)
 
     def __init__(self, k: int = 10):
         if not isinstance(k, int) or k < 1:
@@ -27,6 +30,7 @@ class TruncatedBPTT(GradientRule):
         self.k = k
 
     def loss_and_gradients(self, net, batch, task, generator=None):
+        self.require(net)
         traj = net.run(batch.inputs, generator=generator, detach_every=self.k)
         loss = task.loss(traj.outputs, batch)
         return loss, traj.outputs, autograd_gradients(loss.sum(), net)

@@ -22,25 +22,37 @@ from __future__ import annotations
 
 import torch
 
+from neuro.connectivity import raw_gradients
+from neuro.contract import provides
+
 from .base import GradientRule, autograd_gradients, feedback_matrix
 
 
 class EProp(GradientRule):
+    """``form="autograd"`` on any backend with locally truncated runs; ``form="trace"`` on the
+    leaky rate map (below) or the LIF map (``neuro.rules.eprop_lif``)."""
+
     name = "eprop"
+    needs = ("local",)
 
     def __init__(self, form: str = "autograd"):
         if form not in ("autograd", "trace"):
             raise ValueError(f"eprop form must be 'autograd' or 'trace', got {form!r}")
         self.form = form
 
+    def needs_for(self, net) -> tuple:
+        return ("local",) if self.form == "autograd" else ("differentiable", ("rate_map", "lif_map"))
+
     def loss_and_gradients(self, net, batch, task, generator=None):
-        if getattr(net, "backend", "rate") != "rate" and hasattr(net, "eprop_gradients"):
-            return net.eprop_gradients(batch, task, form=self.form, generator=generator)
+        self.require(net)
         if self.form == "autograd":
             traj = net.run(batch.inputs, generator=generator, detach_recurrent=True, feedback=feedback_matrix(net))
             loss = task.loss(traj.outputs, batch)
             return loss, traj.outputs, autograd_gradients(loss.sum(), net)
-        return _trace_gradients(net, batch, task, generator)
+        if provides(net, "rate_map"):
+            return _trace_gradients(net, batch, task, generator)
+        from .eprop_lif import trace_gradients
+        return trace_gradients(net, batch, task)
 
 
 def _outer_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -85,10 +97,4 @@ def _trace_gradients(net, batch, task, generator=None):
         g_out = _outer_sum(flat(dy), flat(rates))
         g_bout = dy.sum(0).sum(-2)
     effective_grads = {"W_rec": g_rec, "W_in": g_in, "b": g_b, "W_out": g_out, "b_out": g_bout}
-    # chain rule through masks and Dale signs to the raw parameters
-    params = net.trainable()
-    eff = net.effective()
-    keys = [k for k in params]
-    grads = torch.autograd.grad([eff[k] for k in keys], [params[k] for k in keys],
-                                grad_outputs=[effective_grads[k] for k in keys], allow_unused=True)
-    return loss, traj.outputs, {k: (torch.zeros_like(params[k]) if g is None else g) for k, g in zip(keys, grads)}
+    return loss, traj.outputs, raw_gradients(net, effective_grads)

@@ -23,19 +23,14 @@ from __future__ import annotations
 
 import torch
 
-from .base import autograd_gradients, feedback_matrix
+from neuro.connectivity import raw_gradients
+from neuro.surrogates import surrogate_derivative
+
+from .base import feedback_matrix
 
 
-def eprop_lif_gradients(net, batch, task, form: str = "autograd"):
-    if form == "autograd":
-        traj = net.run(batch.inputs, detach_recurrent=True, feedback=feedback_matrix(net))
-        loss = task.loss(traj.outputs, batch)
-        return loss, traj.outputs, autograd_gradients(loss.sum(), net)
-    return _trace(net, batch, task)
-
-
-def _trace(net, batch, task):
-    from neuro.backends.lif import surrogate_derivative
+def trace_gradients(net, batch, task):
+    """The online trace form on a network with the LIF map (``neuro.contract``'s ``lif_map``)."""
     c, spec = net.c, net.spec.neuron
     x = batch.inputs.to(dtype=net.W_rec.dtype, device=net.W_rec.device)
     p = net.effective()
@@ -82,12 +77,7 @@ def _trace(net, batch, task):
         flat = lambda a: a.flatten(0, 1)
         grads["W_out"] = flat(err).T @ flat(traj.rates)
         grads["b_out"] = flat(err).sum(0)
-    params = net.trainable()
-    eff = net.effective()
-    keys = list(params)
-    out = torch.autograd.grad([eff[k] for k in keys], [params[k] for k in keys],
-                              grad_outputs=[grads[k] for k in keys], allow_unused=True)
-    return loss, traj.outputs, {k: (torch.zeros_like(params[k]) if g is None else g) for k, g in zip(keys, out)}
+    return loss, traj.outputs, raw_gradients(net, grads)
 
 
 def _free_mask(spikes: torch.Tensor, refractory_steps: int) -> torch.Tensor:

@@ -47,6 +47,7 @@ class EvolutionStrategies(GradientRule):
     """``es``: ``samples`` perturbations (even: ``samples/2`` antithetic pairs) of size ``sigma``."""
 
     name = "es"
+    needs = ("differentiable", "rate_map")
 
     def __init__(self, samples: int = 50, sigma: float = 0.01):
         if not isinstance(samples, int) or samples < 2 or samples % 2:
@@ -56,6 +57,7 @@ class EvolutionStrategies(GradientRule):
         self.samples, self.sigma = samples, float(sigma)
 
     def loss_and_gradients(self, net, batch, task, generator=None):
+        self.require(net)
         inputs = batch.inputs.to(dtype=net.W_rec.dtype, device=net.W_rec.device)
         lead = tuple(net.W_rec.shape[:-2])
         noise = net.sample_noise((inputs.shape[0],) + lead + (inputs.shape[-2], net.n_hidden), generator)

@@ -1,8 +1,8 @@
 """FORCE (Sussillo & Abbott 2009; spiking: Nicola & Clopath 2017) and full-FORCE
 (DePasquale et al. 2018; spiking: DePasquale, Churchland & Abbott 2016), online rules
-that share one RLS (``neuro.rules.rls``) and drive any backend through its online protocol:
-``init_state(batch)``, ``advance(state, x, extra, params)``, ``activity(state)``,
-``effective()``, ``set_weight(name, value)``.
+that share one RLS (``neuro.rules.rls``) and drive any backend through its online protocol
+(``neuro.contract.OnlineModel``): ``online_start``, ``advance(state, x, extra, params)``,
+``activity(state)``, ``extra_decay``, and ``effective()``, ``set_weight(name, value)``.
 
 Both run the network continuously (no resets between segments of the target, which the
 task hands out with ``task.segment(k)``; other Tasks give ``batch(1, seed)``), in three
@@ -38,7 +38,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neuro.checks import check as _check
+from neuro.compiler import compile as _compile
+from neuro.contract import require_rule
+from neuro.lif_params import lif_constants
+from neuro.spec import NetworkSpec, NeuronSpec, PopulationSpec
 from neuro.training import History
+from neuro.weights import Weights
+
 from .rls import RLS
 
 
@@ -61,11 +68,6 @@ class ForceHistory(History):
         return self.loss
 
 
-def _check(ok: bool, name: str, allowed: str, value) -> None:
-    if not ok:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-
-
 def _nmse(z: torch.Tensor, f: torch.Tensor) -> float:
     var = float(((f - f.mean(0)) ** 2).mean())
     return float(((z - f) ** 2).mean()) / var if var > 0 else float("nan")
@@ -81,25 +83,10 @@ def _segment(task, index: int, seed: int, dtype):
     return x[:, 0], f[:, 0]
 
 
-def _lif_constants(net):
-    from neuro.lif_params import lif_constants
-    return lif_constants(net.spec.neuron, net.spec.dt)
-
-
 def _start(net, gen, init_std: float, dtype):
-    """The state to start from and a one-step kick current (None for rate networks).
-
-    Rate networks start from ``h ~ N(0, init_std²)`` as in Sussillo & Abbott's code.  A LIF
-    network resting at or below threshold would stay silent, so it gets one step of random
-    input current that spreads its voltages over about ``[0, 2·init_std·v_th]`` (Nicola &
-    Clopath start from random voltages); this goes through ``advance``'s ``extra``.
-    """
-    state = net.init_state(1)
-    if torch.is_tensor(state):
-        return init_std * torch.randn(state.shape, generator=gen, dtype=dtype), None
-    c = _lif_constants(net)
-    n = net.effective()["W_out"].shape[-1]
-    return state, c.du * 2 * init_std * net.spec.neuron.v_th * torch.rand(1, n, generator=gen, dtype=dtype)
+    """The state to start from and a one-step extra current (or None): the backend's
+    ``online_start`` (rate: ``h ~ N(0, init_std²)``; LIF: a random kick of input current)."""
+    return net.online_start(1, init_std, gen)
 
 
 def _record(history, bar, phase: str, outputs, targets, outs: list, tgts: list) -> None:
@@ -127,6 +114,8 @@ class _Schedule:
 
 class _OnlineRule:
     name = "online"
+    online = True
+    needs = ("online", "differentiable")
 
     def __init__(self, alpha: float, every: int, random_updates: bool, warmup: int, test: int, init_std: float):
         _check(isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0, f"{self.name} alpha",
@@ -173,7 +162,8 @@ class FORCE(_OnlineRule):
         self.feedback_scale = float(feedback_scale)
 
     def fit(self, net, task, iterations: int = 10, seed: int = 0, progress: bool = True, run_dir=None,
-            **_) -> ForceHistory:
+            ) -> ForceHistory:
+        require_rule(self, net)
         t0 = time.perf_counter()
         phases = self._phases(iterations)
         gen = torch.Generator().manual_seed(seed)
@@ -245,12 +235,10 @@ class FullFORCE(_OnlineRule):
         _check(tau == neuron.tau_readout, f"full_force on LIF: populations[0].neuron.tau_readout",
                f"equal to the trained current's time constant ({tau} ms), so its presynaptic factor is the "
                f"readout filter", neuron.tau_readout)
-        return name, self.current_scale or neuron.v_th * _lif_constants(net).dv
+        return name, self.current_scale or neuron.v_th * lif_constants(neuron, spec.dt).dv
 
     def _teacher(self, net, gen, dtype, n: int, n_out: int):
         """The target-generating rate network (compiled on the rate backend) and its drive ``u_out``."""
-        import neuro
-        from neuro.weights import Weights
         spec = net.spec
         # a spiking learner's teacher runs at the trained current's time constant: with a faster teacher
         # (50 ms for a 100 ms slow current) its currents change faster than the slow synapse can follow
@@ -259,20 +247,20 @@ class FullFORCE(_OnlineRule):
         trained_tau = neuron.tau if neuron.model == "rate" else (neuron.tau_syn_slow or neuron.tau_syn)
         tau = self.teacher_tau or trained_tau
         _check(tau >= spec.dt, "full_force teacher_tau", f"a number >= dt = {spec.dt} ms", tau)
-        tspec = neuro.NetworkSpec(dt=spec.dt, n_inputs=spec.n_inputs, n_outputs=n_out, populations=[
-            neuro.spec.PopulationSpec(size=n, neuron=neuro.spec.NeuronSpec(model="rate", tau=tau,
-                                                                           activation="tanh"))])
+        tspec = NetworkSpec(dt=spec.dt, n_inputs=spec.n_inputs, n_outputs=n_out, populations=[
+            PopulationSpec(size=n, neuron=NeuronSpec(model="rate", tau=tau, activation="tanh"))])
         J_D = self.teacher_gain * torch.randn(n, n, generator=gen, dtype=dtype) / math.sqrt(n)
         u_out = self.target_scale * (2 * torch.rand(n, n_out, generator=gen, dtype=dtype) - 1)
         W_in = net.effective()["W_in"].detach().double().numpy()
         w = Weights(W_in=W_in, W_rec=J_D.double().numpy(), W_out=np.zeros((n_out, n)), b=np.zeros(n),
                     b_out=np.zeros(n_out), mask_in=np.ones_like(W_in), mask_rec=np.ones((n, n)),
                     mask_out=np.ones((n_out, n)))
-        teacher = neuro.compile(tspec, "rate", w, dtype=dtype)
+        teacher = _compile(tspec, "rate", w, dtype=dtype)
         return teacher, teacher.effective(), J_D, u_out
 
     def fit(self, net, task, iterations: int = 10, seed: int = 0, progress: bool = True, run_dir=None,
-            **_) -> ForceHistory:
+            ) -> ForceHistory:
+        require_rule(self, net)
         t0 = time.perf_counter()
         phases = self._phases(iterations)
         name, scale = self._trained_matrix(net)
@@ -291,7 +279,7 @@ class FullFORCE(_OnlineRule):
         teacher_state = self.init_std * torch.randn(1, n, generator=gen, dtype=dtype)
         # on LIF the injected current passes the fast synaptic filter u; sending c[t] - (1-du) c[t-1]
         # makes u carry exactly c[t] (rate: the current enters the step directly)
-        lif = None if torch.is_tensor(state) else 1.0 - _lif_constants(net).du
+        decay = net.extra_decay
         forced = dict(p, **{name: torch.zeros_like(p[name])})
         current = scale * (J_D @ teacher.activity(teacher_state)[0])
         previous = torch.zeros_like(current)
@@ -305,7 +293,7 @@ class FullFORCE(_OnlineRule):
                     xt = x[t:t + 1]
                     extra = kick
                     if phase == "warmup":       # the learned current is replaced by the teacher's
-                        extra = current.unsqueeze(0) if lif is None else (current - lif * previous).unsqueeze(0)
+                        extra = (current - decay * previous).unsqueeze(0) if decay else current.unsqueeze(0)
                         previous = current
                     kick = None
                     state = net.advance(state, xt, extra=extra, params=forced if phase == "warmup" else p)

@@ -25,13 +25,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neuro.checks import check as _check
+from neuro.contract import require_rule
 from neuro.training import History
+
 from .rls import RLS
-
-
-def _check(ok: bool, name: str, allowed: str, value) -> None:
-    if not ok:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
 def _targets(task, batch, n_out: int, dtype) -> torch.Tensor:
@@ -41,16 +39,12 @@ def _targets(task, batch, n_out: int, dtype) -> torch.Tensor:
     return torch.nn.functional.one_hot(batch.targets, n_out).to(dtype)
 
 
-def _require_rate(net, rule: str) -> None:
-    if net.spec.neuron.model != "rate":
-        raise ValueError(f"{rule} runs on the rate backend: populations[0].neuron.model must be 'rate', got "
-                         f"{net.spec.neuron.model!r}")
-
-
 class Reservoir:
     """``neuro.rules.get("reservoir", alpha=1, batch_size=16)``: RLS on the readout only."""
 
     name = "reservoir"
+    online = True
+    needs = ("differentiable", "rate_map")
 
     def __init__(self, alpha: float = 1.0, batch_size: int = 16):
         _check(isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0, "reservoir alpha",
@@ -58,9 +52,9 @@ class Reservoir:
         _check(isinstance(batch_size, int) and batch_size >= 1, "reservoir batch_size", "an integer >= 1", batch_size)
         self.alpha, self.batch_size = float(alpha), batch_size
 
-    def fit(self, net, task, iterations: int = 10, seed: int = 0, progress: bool = True, run_dir=None, **_) -> History:
+    def fit(self, net, task, iterations: int = 10, seed: int = 0, progress: bool = True, run_dir=None) -> History:
         """Each iteration: score the current readout on a fresh batch (held out), then learn from it."""
-        _require_rate(net, "reservoir")
+        require_rule(self, net)
         p = dict(net.effective())
         W, b_out = p["W_out"].detach().clone(), p["b_out"].detach()
         dtype = W.dtype
@@ -84,6 +78,8 @@ class Innate:
     """``neuro.rules.get("innate", alpha=1, every=2, noise_std=0.05)``: Laje & Buonomano 2013."""
 
     name = "innate"
+    online = True
+    needs = ("differentiable", "rate_map")
 
     def __init__(self, alpha: float = 1.0, every: int = 2, noise_std: float = 0.05, init_std: float = 0.5,
                  perturbation_std: float = 0.5, readout_iterations: int = 5):
@@ -128,14 +124,14 @@ class Innate:
         return torch.stack(rates)
 
     def fit(self, net, task, iterations: int = 20, seed: int = 0, progress: bool = True, run_dir=None,
-            **_) -> History:
+            ) -> History:
         """``iterations`` recurrent-training trials, then ``readout_iterations`` readout trials.
 
         History: per recurrent trial, ``loss`` = mean squared distance of the perturbed run from the
         innate trajectory; per readout trial, the task's loss and accuracy (before that trial's update).
         ``history.innate`` holds the innate trajectory, ``history.h0`` its initial state.
         """
-        _require_rate(net, "innate")
+        require_rule(self, net)
         _check(net.spec.recurrent.density == 1.0, "innate: recurrent.density", "1 (every weight is trained)",
                net.spec.recurrent.density)
         _check(not net.spec.dale.enabled, "innate: dale.enabled", "false (RLS weights change sign)", True)

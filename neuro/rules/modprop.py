@@ -90,6 +90,7 @@ class ModProp(GradientRule):
     for ablations); ``weights`` = ``"type"`` (cell-type averaged, ModProp) or ``"cell"``."""
 
     name = "modprop"
+    needs = ("differentiable", "rate_map")
 
     def __init__(self, mu: float | None = 0.25, weights: str = "type"):
         if mu is not None and not (isinstance(mu, (int, float)) and mu >= 0):
@@ -99,6 +100,7 @@ class ModProp(GradientRule):
         self.mu, self.weights = (None if mu is None else float(mu)), weights
 
     def loss_and_gradients(self, net, batch, task, generator=None):
+        self.require(net)
         spec = net.spec
         if not spec.dale.enabled or spec.neuron.activation != "relu":
             raise ValueError(f"modprop needs dale.enabled = true and activation 'relu' (Liu et al. 2022), got "

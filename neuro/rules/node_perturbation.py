@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from neuro.connectivity import raw_gradients
+
 from .base import GradientRule, autograd_gradients, feedback_matrix
 
 HIDDEN = ("W_in", "W_rec", "b")
@@ -57,14 +59,7 @@ def readout_gradients(net, rates: torch.Tensor, batch, task):
 
 def to_raw(net, effective_grads: dict, grads: dict) -> dict:
     """Chain gradients of effective (masked, Dale-signed) hidden weights to the raw parameters."""
-    params, eff = net.trainable(), net.effective()
-    keys = [k for k in effective_grads if k in params]
-    if keys:
-        raw = torch.autograd.grad([eff[k] for k in keys], [params[k] for k in keys],
-                                  grad_outputs=[effective_grads[k] for k in keys], allow_unused=True)
-        for k, g in zip(keys, raw):
-            grads[k] = torch.zeros_like(params[k]) if g is None else g
-    return grads
+    return raw_gradients(net, effective_grads, grads)
 
 
 def hidden_outer(signal: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
@@ -77,6 +72,7 @@ class NodePerturbation(GradientRule):
     ``samples`` independent perturbations per trial averaged (the paper: 1)."""
 
     name = "np"
+    needs = ("differentiable", "rate_map")
 
     def __init__(self, sigma: float = 0.01, samples: int = 1):
         if not (isinstance(sigma, (int, float)) and sigma > 0):
@@ -86,6 +82,7 @@ class NodePerturbation(GradientRule):
         self.sigma, self.samples = float(sigma), samples
 
     def loss_and_gradients(self, net, batch, task, generator=None):
+        self.require(net)
         inputs = batch.inputs.to(dtype=net.W_rec.dtype, device=net.W_rec.device)
         lead = net.W_rec.shape[:-2]
         shape = (inputs.shape[0],) + tuple(lead) + (inputs.shape[-2], net.n_hidden)

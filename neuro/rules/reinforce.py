@@ -29,7 +29,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .reward_hebbian import RewardHistory, _check, _check_sizes
+from neuro.checks import check as _check
+from neuro.contract import require_rule
+
+from .reward_hebbian import RewardHistory, _check_sizes
 
 
 def value_spec(policy_spec, n_actions: int, size: int = 100, seed_gain: float = 1.0):
@@ -62,6 +65,7 @@ class Reinforce:
 
     name = "reinforce"
     online = True
+    needs = ("differentiable",)
 
     def __init__(self, lr: float = 0.003, value_lr: float = 0.005, trials_per_update: int = 10, gamma: float = 1.0,
                  clip: float | None = 1.0, baseline: str = "value", value_size: int = 100,
@@ -84,9 +88,9 @@ class Reinforce:
         return "Reinforce(" + ", ".join(f"{k}={v!r}" for k, v in vars(self).items()) + ")"
 
     def value_network(self, net, n_actions: int, seed: int = 0):
-        import neuro
+        from neuro.compiler import compile as compile_
         spec = value_spec(net.spec, n_actions, self.value_size)
-        return neuro.compile(spec, "rate", seed=seed + 7919, dtype=net.W_rec.dtype)
+        return compile_(spec, "rate", seed=seed + 7919, dtype=net.W_rec.dtype)
 
     def set_fixation_bias(self, net, env, seed=0) -> float | None:
         """Write the fixate action's readout bias (see ``fixation_bias``); returns it."""
@@ -153,6 +157,7 @@ class Reinforce:
         """``iterations`` Adam steps of ``trials_per_update`` trials each.  The value network
         (built by ``value_spec`` unless given) is kept as ``self.value_net``."""
         from neuro.tasks.envs import as_env
+        require_rule(self, net)
         _check(isinstance(iterations, int) and iterations >= 0, "iterations", "an integer >= 0", iterations)
         env = as_env(task_or_env, self.trials_per_update, **env_options)
         env.batch_size = self.trials_per_update

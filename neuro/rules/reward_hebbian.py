@@ -15,12 +15,12 @@ times the trace (Eqs. 27-28):
 
 with R̄ a running average of the reward of that trial type (γ = 0.75).  Since
 ``(a b)³ = a³ b³`` the trace of a whole trial is one matrix product
-``Σ_t (Δx_t)³ (r_{t-1}³)ᵀ``, so the step loop does no N×N work.  (The issue's
-"``-η e (R - R̄)``" is Miconi's code with R an *error*; with R a reward the sign
-is +, as in the review's Eq. 27.)
+``Σ_t (Δx_t)³ (r_{t-1}³)ᵀ``, so the step loop does no N×N work.  (Miconi's code
+writes ``-η e (R - R̄)`` with R an *error*; with R a reward the sign is +, as in the
+review's Eq. 27.)
 
-The network runs through the online protocol every backend offers
-(``init_state``/``advance(extra=Δ)``/``activity``/``readout``/``set_weight``), so the
+The network runs through the online protocol (``neuro.contract.OnlineModel``:
+``init_state``/``advance(extra=Δ)``/``activity``/``potential``/``readout``/``set_weight``), so the
 same loop drives the LIF backend (``backends/lif.py``).  There the perturbation Δ
 is an extra input current (it enters ``a[t]``, hence the synaptic current u and
 then the membrane), the presynaptic factor r_j is the exponentially filtered
@@ -64,6 +64,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from neuro.checks import check as _check
+from neuro.contract import provides, require_rule
 
 
 @dataclass
@@ -136,15 +139,13 @@ class RewardHistory:
         tmp.replace(path)
 
 
-def _potential(state, lif_post: str = "v") -> torch.Tensor:
-    """The unit's "activation" x whose fluctuations the trace uses: h for rate units; for LIF
-    units the membrane potential before reset (``lif_post="v"``) or the filtered spikes r
-    (``"rate"``)."""
-    if torch.is_tensor(state):
-        return state
-    if lif_post == "rate":
-        return state["r"]
-    return state["v_pre"] if "v_pre" in state else state["v"]
+def _potential(net, state, lif_post: str = "v") -> torch.Tensor:
+    """The unit's "activation" x whose fluctuations the trace uses: the backend's ``potential``
+    (h for rate units, the membrane before the reset for LIF units), or on a spiking network with
+    ``lif_post="rate"`` the filtered spikes r (``activity``)."""
+    if lif_post == "rate" and provides(net, "lif_map"):
+        return net.activity(state)
+    return net.potential(state)
 
 
 class RewardHebbian:
@@ -165,6 +166,7 @@ class RewardHebbian:
 
     name = "reward_hebbian"
     online = True
+    needs = ("online", "differentiable")
 
     def __init__(self, lr: float = 0.1, perturbation_prob: float = 0.003, perturbation_amplitude: float = 16.0,
                  activity_decay: float = 0.05, reward_decay: float = 0.75, max_dw: float = 3e-4,
@@ -214,7 +216,7 @@ class RewardHebbian:
         N = p["W_rec"].shape[-1]
         state = net.init_state(B)
         prob = 1.0 - (1.0 - self.perturbation_prob) ** env.dt      # per step
-        x_bar = _potential(state, self.lif_post).clone()
+        x_bar = _potential(net, state, self.lif_post).clone()
         r_prev = net.activity(state)
         z_bar = net.readout(r_prev, p)
         post, pre, logits, post_out, pre_out = [], [], [], [], []
@@ -225,7 +227,7 @@ class RewardHebbian:
                 amp = (2 * torch.rand(B, N, generator=generator, dtype=inputs.dtype) - 1) * self.perturbation_amplitude
                 kick = hit * amp
             state = net.advance(state, inputs[t], extra=kick, params=p)
-            x, r = _potential(state, self.lif_post), net.activity(state)
+            x, r = _potential(net, state, self.lif_post), net.activity(state)
             z = net.readout(r, p)
             if t >= self.quiet_steps:
                 post.append(x - x_bar)
@@ -291,6 +293,7 @@ class RewardHebbian:
             **env_options) -> RewardHistory:
         """``iterations`` updates of ``trials_per_update`` trials each; returns a ``RewardHistory``."""
         from neuro.tasks.envs import as_env
+        require_rule(self, net)
         _check(isinstance(iterations, int) and iterations >= 0, "iterations", "an integer >= 0", iterations)
         env = as_env(task_or_env, self.trials_per_update, **env_options)
         env.batch_size = self.trials_per_update
@@ -321,11 +324,6 @@ class RewardHebbian:
 def _actions(logits, generator, greedy):
     from neuro.tasks.envs import sample_actions
     return sample_actions(logits, generator, greedy=greedy)
-
-
-def _check(ok: bool, name: str, allowed: str, value) -> None:
-    if not ok:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
 def _check_sizes(net, env) -> None:

@@ -1,0 +1,106 @@
+"""The backend contract: options honoured or refused by name, rules refused in one line naming both."""
+import pytest
+import torch
+
+import neuro
+from neuro.contract import ContractError, provides, refusal
+from lif_specs import lif_spec
+
+
+def _lif(seed=0, **changes):
+    spec = lif_spec(**{"populations[0].size": 8, **changes})
+    return spec, neuro.compile(spec, "lif", neuro.init_weights(spec, seed), dtype=torch.float64)
+
+
+def _task_batch():
+    task = neuro.tasks.get("2af", dt=1.0)
+    batch = task.batch(2, seed=0, dtype=torch.float64)
+    T = 60
+    return task, type(batch)(batch.inputs[:T], batch.targets[:T], batch.mask[:T], batch.info)
+
+
+def _windowed_tbptt(net, batch, task, k):
+    """TBPTT(k, k) computed independently of ``detach_every``: the run is cut into windows of k
+    steps, each started from the detached state that a graph-free run reaches there; the loss of
+    the concatenated outputs is the same function and each window's gradient stops at its start."""
+    x = batch.inputs.to(torch.float64)
+    state = net.init_state(x.shape[1])
+    outputs = []
+    for start in range(0, x.shape[0], k):
+        traj_state = state
+        with torch.no_grad():
+            for t in range(start, min(start + k, x.shape[0])):
+                state = net.advance(state, x[t])
+        outputs.append(net.run(x[start:start + k], state=traj_state.detach()).outputs)
+    loss = task.loss(torch.cat(outputs), batch)
+    params = net.trainable()
+    grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+    return {name: (torch.zeros_like(p) if g is None else g) for (name, p), g in zip(params.items(), grads)}
+
+
+def test_tbptt_on_lif_truncates_as_an_independent_windowed_computation():
+    _, net = _lif(1)
+    task, batch = _task_batch()
+    bptt = neuro.rules.get("bptt").gradients(net, batch, task)
+    tbptt = neuro.rules.get("tbptt", k=7).gradients(net, batch, task)
+    oracle = _windowed_tbptt(net, batch, task, 7)
+    assert (tbptt["W_rec"] - bptt["W_rec"]).abs().max() > 1e-6        # it truncates
+    for name in tbptt:
+        assert torch.allclose(tbptt[name], oracle[name], rtol=1e-10, atol=1e-12), name
+    whole = neuro.rules.get("tbptt", k=batch.inputs.shape[0]).gradients(net, batch, task)
+    for name in whole:                                                # one window = BPTT
+        assert torch.allclose(whole[name], bptt[name], rtol=1e-12, atol=1e-14), name
+
+
+@pytest.mark.parametrize("rule", ["np", "es"])
+def test_perturbation_rules_on_lif_are_refused_by_name(rule):
+    _, net = _lif()
+    task, batch = _task_batch()
+    with pytest.raises(ContractError, match=f"^rule '{rule}' needs the leaky rate map; backend 'lif' does not "
+                                            f"provide it$"):
+        neuro.rules.get(rule).gradients(net, batch, task)
+
+
+def test_lif_and_lava_refuse_options_they_cannot_honour():
+    spec, net = _lif()
+    x = torch.zeros(5, 1, spec.n_inputs, dtype=torch.float64)
+    with pytest.raises(ContractError, match="^backend 'lif' cannot honour the run option 'noise'"):
+        net.run(x, noise=torch.zeros(5, 1, spec.n_hidden))
+    lava = neuro.compile(spec, "lava", neuro.init_weights(spec, 0))
+    with pytest.raises(ContractError, match="^backend 'lava' cannot honour the run options 'detach_every', "
+                                            "'detach_recurrent'"):
+        lava.run(x, detach_every=3, detach_recurrent=True)
+    with pytest.raises(ContractError, match="^rule 'tbptt' needs truncatable runs; backend 'lava' does not "
+                                            "provide them$"):
+        neuro.rules.get("tbptt").gradients(lava, *_task_batch()[::-1])
+
+
+def test_declarations_hold_to_the_protocols():
+    from neuro.compiler import BACKENDS, backend_class
+    for name in BACKENDS:
+        backend_class(name)          # verify() raises on a declaration its class does not keep
+    _, net = _lif()
+    assert provides(net, "lif_map") and provides(net, "truncatable") and not provides(net, "rate_map")
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 4})
+    rate = neuro.compile(spec, "rate")
+    assert provides(rate, "rate_map") and not provides(rate, "lif_map")
+    assert refusal("rule 'x'", [("rate_map", "lif_map")], rate) is None
+    assert refusal("rule 'x'", [("rate_map", "lif_map")], type(neuro.compile(lif_spec(), "lava"))) == \
+        "rule 'x' needs the leaky rate map or the LIF map; backend 'lava' does not provide either"
+
+
+def test_a_backend_that_breaks_its_declaration_is_refused_at_compile():
+    from neuro.backends.rate import RateNetwork
+    from neuro.compiler import register_backend, BACKENDS
+
+    class Broken(RateNetwork):
+        backend = "broken"
+        provides = RateNetwork.provides | {"lif_map", "teleport"}
+
+    register_backend("broken", Broken)
+    try:
+        spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 4})
+        with pytest.raises(ContractError, match=r"^backend 'broken' declares unknown capabilities \['teleport'\]"):
+            neuro.compile(spec, "broken")
+    finally:
+        del BACKENDS["broken"]
