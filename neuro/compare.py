@@ -68,7 +68,7 @@ def firing_statistics(spikes, mask, dt: float) -> dict:
 
 
 def _resolve(spec, task, rule):
-    from neuro.commands.common import fit_spec_to_task, task_for
+    from neuro.resolve import fit_spec_to_task, task_for
     if not isinstance(spec, neuro.NetworkSpec):
         raise ValueError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
     rate_spec, lif_spec = variants(spec)
@@ -221,7 +221,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from neuro.commands.common import load_spec_arg
+    from neuro.resolve import load_spec_arg
     spec = load_spec_arg(args.spec)
     if args.task not in neuro.tasks.names():
         raise ValueError(f"task must be one of {neuro.tasks.names()}, got {args.task!r}")

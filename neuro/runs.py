@@ -21,7 +21,7 @@ def load_network(path, backend: str | None = None, **options):
         if ckpt.exists():
             net.load_state_dict(torch.load(ckpt, weights_only=False)["model"])
         return net
-    from neuro.commands.common import load_spec_arg
+    from neuro.resolve import load_spec_arg
     spec = load_spec_arg(str(path))
     return neuro.compile(spec, backend or _backend(spec), **options)
 

@@ -1,29 +1,6 @@
-"""Argument helpers shared by CLI subcommands."""
+"""Argument helpers shared by CLI subcommands (they live in ``neuro.resolve``, below the CLI)."""
 from __future__ import annotations
 
-from pathlib import Path
+from neuro.resolve import fit_spec_to_task, load_spec_arg, task_for
 
-import neuro
-
-
-def load_spec_arg(value: str):
-    """A spec from a file path, or a ready model's name (``romo_rate``)."""
-    path = Path(value)
-    if path.suffix in (".toml", ".json") or path.exists():
-        return neuro.load_spec(path)
-    return neuro.models.load(value)
-
-
-def task_for(name: str, spec):
-    """The task, built for the spec's time step (Romo also needs τ)."""
-    if name == "romo":
-        return neuro.tasks.get("romo", dt=spec.dt, tau=spec.neuron.tau if spec.neuron.model == "rate"
-                               else spec.neuron.tau_mem)
-    return neuro.tasks.get(name, dt=spec.dt)
-
-
-def fit_spec_to_task(spec, task):
-    """Input/output sizes come from the task; say so if the spec disagrees."""
-    if (spec.n_inputs, spec.n_outputs) != (task.n_inputs, task.n_outputs):
-        spec = spec.replace(n_inputs=task.n_inputs, n_outputs=task.n_outputs)
-    return spec
+__all__ = ["fit_spec_to_task", "load_spec_arg", "task_for"]

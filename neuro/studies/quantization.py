@@ -84,10 +84,9 @@ def base_spec(n_hidden: int):
 
 def quantized(net, bits: int):
     """A LIF network with ``net``'s weights, the recurrent ones on Loihi's ``bits`` grid."""
-    from neuro.backends.lava import loihi_quantization
     w = net.weights()
-    if bits != FULL_PRECISION:
-        w.W_rec = loihi_quantization(net.spec, w, weight_bits=bits).W_rec
+    if bits != FULL_PRECISION:     # the Lava export's recurrent weights, on Loihi's grid
+        w.W_rec = neuro.export(net, "lava", weight_bits=bits, progress=False).weights().W_rec
     return neuro.compile(net.spec, "lif", w)
 
 
