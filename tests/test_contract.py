@@ -104,3 +104,53 @@ def test_a_backend_that_breaks_its_declaration_is_refused_at_compile():
             neuro.compile(spec, "broken")
     finally:
         del BACKENDS["broken"]
+
+
+class NumpyRate:
+    """A toy backend: the rate model's forward run in NumPy, noise-free (runs only)."""
+
+    backend = "numpy_rate"
+    neuron_model = "rate"
+    provides = frozenset({"runs"})
+
+    def __init__(self, spec, weights, dtype=torch.float64, device="cpu"):
+        self.spec, self.w, self.dtype = spec, weights, dtype
+        self.alpha = 1.0 - spec.dt / spec.neuron.tau
+
+    def weights(self):
+        return self.w
+
+    def run(self, inputs, generator=None):
+        import numpy as np
+        w, a = self.w, self.alpha
+        x = np.asarray(inputs, dtype=float)
+        h = np.zeros((x.shape[1], w.W_rec.shape[0]))
+        states = []
+        for t in range(x.shape[0]):
+            h = a * h + (1 - a) * (np.maximum(h, 0) @ w.W_rec.T + x[t] @ w.W_in.T + w.b)
+            states.append(h)
+        states = np.stack(states)
+        rates = np.maximum(states, 0)
+        t = lambda v: torch.as_tensor(v, dtype=self.dtype)
+        return neuro.Trajectory(t(states), t(rates), t(rates @ w.W_out.T + w.b_out))
+
+
+def test_a_toy_numpy_backend_needs_its_own_class_and_one_registry_line():
+    from neuro.compiler import BACKENDS, register_backend
+    from neuro.rules import matrix
+    register_backend("numpy_rate", NumpyRate)
+    try:
+        spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 8, "input.bias": True})
+        w = neuro.init_weights(spec, 3)
+        toy, rate = neuro.compile(spec, "numpy_rate", w), neuro.compile(spec, "rate", w, dtype=torch.float64)
+        x = torch.randn(20, 2, spec.n_inputs, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(toy.run(x).outputs, rate.run(x).outputs, rtol=1e-10, atol=1e-12)
+        assert matrix.refusal("bptt", "numpy_rate") == \
+            "rule 'bptt' needs differentiable runs; backend 'numpy_rate' does not provide them"
+        assert "numpy_rate" in matrix.table().splitlines()[0]
+        task = neuro.tasks.get("romo")
+        with pytest.raises(ContractError, match="^rule 'eprop' needs e-prop's locally truncated runs; backend "
+                                                "'numpy_rate' does not provide them$"):
+            neuro.rules.get("eprop").gradients(toy, task.batch(2, dtype=torch.float64), task)
+    finally:
+        del BACKENDS["numpy_rate"]

@@ -65,7 +65,7 @@ class Reinforce:
 
     name = "reinforce"
     online = True
-    needs = ("differentiable",)
+    needs = ("differentiable", "rate_map")     # the value network is a rate network of the policy's neuron
 
     def __init__(self, lr: float = 0.003, value_lr: float = 0.005, trials_per_update: int = 10, gamma: float = 1.0,
                  clip: float | None = 1.0, baseline: str = "value", value_size: int = 100,
