@@ -16,6 +16,6 @@ command -v "$PY" >/dev/null || PY=python3
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch is pinned: this version is a CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
 python -m pip install -q torch==2.13.0
-python -m pip install -q -e '.[dev]'
+python -m pip install -q -e '.[dev,all]'     # every optional simulator (extras: lif, lava, brian2, nir, cluster)
 python -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 python -c "import neuro; print('neuro', neuro.__version__, 'installed in .venv')"

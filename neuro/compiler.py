@@ -14,11 +14,16 @@ BACKENDS = {
     "lif": ("neuro.backends.lif", "LIFNetwork"),
     "lava": ("neuro.backends.lava", "LavaNetwork"),
 }
+# neuron model -> the backend ``compile`` picks when none is named
+DEFAULT_BACKEND = {"rate": "rate", "lif": "lif"}
 EXPORTERS = {
     "nir": ("neuro.backends.nir", "export_nir"),
     "brian2": ("neuro.backends.brian2", "export_brian2"),
     "lava": ("neuro.backends.lava", "export_lava"),
 }
+
+# backend or export name -> the pyproject extra that installs its simulator
+EXTRAS = {"lif": "lif", "nir": "nir", "brian2": "brian2"}   # lava-nc: install.sh (it needs --no-deps)
 
 
 def register_backend(name: str, target) -> None:
@@ -45,17 +50,23 @@ def _load(table: dict, name: str, what: str):
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith("neuro"):
             raise NotImplementedError(f"{what} {name!r} is not implemented in this version of neuro") from None
+        extra = EXTRAS.get(name)
+        how = f"pip install 'neuro[{extra}]'" if extra else f"pip install {e.name}"
         raise ImportError(f"{what} {name!r} needs the package {e.name!r}; install it with `bash install.sh` "
-                          f"(or `pip install {e.name}`)") from None
+                          f"(or `{how}`)") from None
 
 
-def compile(spec: NetworkSpec, backend: str = "rate", weights: Weights | None = None, seed: int = 0, **options):
-    """Turn (spec, weights) into a runnable model of the named backend.
+def compile(spec: NetworkSpec, backend: str | None = None, weights: Weights | None = None, seed: int = 0,
+            **options):
+    """Turn (spec, weights) into a runnable model of the named backend (default: the one for the
+    spec's neuron model, ``DEFAULT_BACKEND``).
 
     Without ``weights`` they are drawn with ``init_weights(spec, seed)``.  ``options``
     go to the backend (``dtype``, ``device`` …).
     """
     validate(spec)
+    if backend is None:
+        backend = DEFAULT_BACKEND.get(spec.neuron.model, "rate")
     cls = backend_class(backend)
     if weights is None:
         weights = init_weights(spec, seed)

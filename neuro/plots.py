@@ -1,13 +1,11 @@
-"""Figures (matplotlib, Agg backend: works without a display)."""
+"""Figures (matplotlib; without a display matplotlib falls back to Agg, and importing neuro
+never chooses a backend for the user's process)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def _mean_std(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +88,7 @@ def _save(fig, path) -> Path:
 
 
 def pyplot():
-    """matplotlib.pyplot with the Agg backend: figures elsewhere in neuro go through this module."""
+    """matplotlib.pyplot: figures elsewhere in neuro go through this module."""
     return plt
 
 

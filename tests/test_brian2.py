@@ -5,6 +5,8 @@ import torch
 import neuro
 from lif_specs import lif_spec
 
+pytestmark = pytest.mark.brian2
+
 
 @pytest.mark.parametrize("changes", [{}, {"populations[0].neuron.refractory": 3.0},
                                      {"populations[0].neuron.reset": "subtract"},

@@ -154,3 +154,11 @@ def test_a_toy_numpy_backend_needs_its_own_class_and_one_registry_line():
             neuro.rules.get("eprop").gradients(toy, task.batch(2, dtype=torch.float64), task)
     finally:
         del BACKENDS["numpy_rate"]
+
+
+def test_compile_picks_the_backend_of_the_neuron_model():
+    lif = neuro.compile(lif_spec(**{"populations[0].size": 4}))
+    rate = neuro.compile(neuro.models.load("romo_rate").replace(**{"populations[0].size": 4}))
+    assert (lif.backend, lif.neuron_model, rate.backend, rate.neuron_model) == ("lif", "lif", "rate", "rate")
+    with pytest.raises(ValueError, match="backend 'rate' needs populations\\[0\\].neuron.model = 'rate'"):
+        neuro.compile(lif_spec(), "rate")

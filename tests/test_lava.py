@@ -8,6 +8,8 @@ import neuro
 from neuro.backends.lava import loihi_quantization
 from lif_specs import lif_spec
 
+pytestmark = pytest.mark.lava
+
 T = 1000
 
 

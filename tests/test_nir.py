@@ -6,6 +6,8 @@ import torch
 import neuro
 from lif_specs import lif_spec as shared_lif_spec
 
+pytestmark = pytest.mark.nir
+
 
 def lif_spec(**changes):
     return shared_lif_spec(**{"populations[0].size": 16, "input.bias": False, **changes})
