@@ -33,6 +33,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from .contract import require, require_rule
 from .lyapunov import BoundMap, _check_int, prepare, tangent_dynamics
 from .rules.base import GradientRule
 
@@ -52,6 +53,8 @@ def flossing_loss(model, inputs=None, k: int | None = 16, local: bool = True, st
     (they shape Q and, with ``local=False``, the states).  Ensemble members' losses add."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if hasattr(model, "provides"):
+        require("flossing", ("steppable", "differentiable"), model)
     if not hasattr(model, "effective"):
         raise ValueError(f"flossing needs a model with differentiable parameters (effective()), "
                          f"got {type(model).__name__}")
@@ -97,6 +100,8 @@ def floss(model, steps: int = 100, k: int | None = 16, local: bool = True, lr: f
     the max exponent per time step, batch mean); for an ensemble model each entry is an
     array over its members, which are flossed independently (their losses add).
     """
+    if hasattr(model, "provides"):
+        require("flossing", ("steppable", "differentiable"), model)
     steps = _check_int("flossing steps", steps, 0)
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a number > 0, got {lr!r}")
@@ -151,7 +156,12 @@ class FlossingRegularized(GradientRule):
         self.name = f"{getattr(rule, 'name', 'rule')}+floss"
         self._count = 0
 
+    def needs_for(self, net) -> tuple:
+        inner = self.rule.needs_for(net) if hasattr(self.rule, "needs_for") else getattr(self.rule, "needs", ())
+        return tuple(inner) + ("steppable",)
+
     def loss_and_gradients(self, net, batch, task, generator=None):
+        require_rule(self, net)
         loss, outputs, grads = self.rule.loss_and_gradients(net, batch, task, generator)
         self._count += 1
         if self.weight > 0 and (self._count - 1) % self.every == 0:

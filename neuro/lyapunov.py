@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neuro.contract import require
+
 __all__ = ["LyapunovResult", "LinearMap", "lyapunov_spectrum", "dense_jacobian_spectrum"]
 
 
@@ -113,6 +115,8 @@ class BoundMap:
     them with their autograd graph)."""
 
     def __init__(self, model, dtype=None, params=None, h0=None, inputs=None):
+        if hasattr(model, "provides"):      # a compiled network: its declared contract decides
+            require("Lyapunov analysis", ("steppable",), model)
         if not hasattr(model, "step"):
             if not callable(model):
                 raise ValueError(f"model must expose step(h, x) or be a callable map h -> h_next, "

@@ -162,3 +162,13 @@ def test_compile_picks_the_backend_of_the_neuron_model():
     assert (lif.backend, lif.neuron_model, rate.backend, rate.neuron_model) == ("lif", "lif", "rate", "rate")
     with pytest.raises(ValueError, match="backend 'rate' needs populations\\[0\\].neuron.model = 'rate'"):
         neuro.compile(lif_spec(), "rate")
+
+
+def test_analyses_refuse_a_backend_without_a_one_step_map():
+    lava = neuro.compile(lif_spec(), "lava", neuro.init_weights(lif_spec(), 0))
+    x = torch.zeros(5, 1, lava.spec.n_inputs)
+    with pytest.raises(ContractError, match="^Lyapunov analysis needs a one-step map with Jacobian-vector "
+                                            "products; backend 'lava' does not provide it$"):
+        neuro.lyapunov_spectrum(lava, x, k=1)
+    with pytest.raises(ContractError, match="^flossing needs a one-step map"):
+        neuro.floss(lava, steps=1, inputs=x)
