@@ -16,8 +16,9 @@ The spike nonlinearity and its surrogate derivative are snnTorch's
 (``snntorch.surrogate.FastSigmoid`` / ``ATan``, with a dtype-preserving forward).  snnTorch's ``Synaptic`` neuron
 (α = 1-du, β = 1-dv, reset to zero, ``reset_delay=False``) has this update
 order, but it adds a bias to the current rather than the voltage and has
-neither refractoriness nor a second current; so the step is written out here
-and a test holds it equal to ``snntorch.Synaptic`` where that neuron applies.
+neither refractoriness nor a second current; so the step is written out
+(``neuro.lif_params.lif_step``, a pure function of a typed ``LIFState`` with ``dt``
+explicit) and a test holds it equal to ``snntorch.Synaptic`` where that neuron applies.
 Resets use the detached spike (the usual choice, and e-prop's).
 
 Lyapunov analysis sees the state ``z = [u, v_pre (, u_s)]`` (``state_size`` = 2N or
@@ -50,6 +51,15 @@ def _spike_input(W: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     if 4 * active.numel() >= s.shape[1]:
         return _matvec(W, s)
     return (W.index_select(1, active) * s[0, active]).sum(1).unsqueeze(0)
+
+
+def snntorch_parameters(neuron, dt: float) -> dict:
+    """Our LIF parameters in the names of snnTorch's ``Synaptic`` neuron (the translation table for the
+    simulator this backend uses, as PyNN keeps one per simulator): ``snn.Synaptic(**table)`` has our
+    update where it applies (no bias, refractoriness or slow current)."""
+    c = lif_constants(neuron, dt)
+    return {"alpha": 1.0 - c.du, "beta": 1.0 - c.dv, "threshold": neuron.v_th,
+            "reset_mechanism": "zero" if neuron.reset == "zero" else "subtract", "reset_delay": False}
 
 
 class _FastSigmoid(_surrogate.FastSigmoid):

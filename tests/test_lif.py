@@ -63,8 +63,10 @@ def test_matches_snntorch_synaptic_neuron_where_it_applies():
     x = torch.rand(300, 2, 3)
     traj = net.run(x)
     c = net.c
-    lif = snn.Synaptic(alpha=c.alpha, beta=c.beta, threshold=spec.neuron.v_th, reset_mechanism="zero",
-                       reset_delay=False)
+    from neuro.backends.lif import snntorch_parameters
+    table = snntorch_parameters(spec.neuron, spec.dt)
+    assert (table["alpha"], table["beta"]) == (c.alpha, c.beta)
+    lif = snn.Synaptic(**table)
     syn = mem = torch.zeros(2, spec.n_hidden)
     spk = torch.zeros(2, spec.n_hidden)
     W_in, W_rec = torch.tensor(w.W_in, dtype=torch.float32), torch.tensor(w.W_rec, dtype=torch.float32)
@@ -152,6 +154,7 @@ def test_eprop_autograd_form_equals_online_trace_form(changes):
         assert (a[k] - b[k]).abs().max().item() <= 1e-10 * scale, k
 
 
+@pytest.mark.slow
 def test_eprop_trains_the_lif_network_on_2af():
     torch.manual_seed(0)
     spec = neuro.models.load("2af_lif").replace(**{"populations[0].size": 32, "dt": 20.0,
