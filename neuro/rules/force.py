@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from neuro.checks import check as _check
 from neuro.compiler import compile as _compile
-from neuro.contract import require_rule
+from neuro.contract import provides, require_rule
 from neuro.lif_params import lif_constants
 from neuro.spec import NetworkSpec, NeuronSpec, PopulationSpec
 from neuro.training import History
@@ -228,7 +228,7 @@ class FullFORCE(_OnlineRule):
         _check(spec.recurrent.density == 1.0, "full_force: recurrent.density",
                "1 (full-FORCE trains every recurrent weight)", spec.recurrent.density)
         _check(not spec.dale.enabled, "full_force: dale.enabled", "false (RLS weights change sign)", True)
-        if spec.neuron.model == "rate":
+        if not provides(net, "lif_map"):
             return "W_rec", self.current_scale or 1.0
         neuron = spec.neuron
         name, tau = ("W_slow", neuron.tau_syn_slow) if neuron.tau_syn_slow > 0 else ("W_rec", neuron.tau_syn)
@@ -244,7 +244,7 @@ class FullFORCE(_OnlineRule):
         # (50 ms for a 100 ms slow current) its currents change faster than the slow synapse can follow
         # and the training error grows from segment to segment (measured: NMSE 0.005 -> 0.67 in 10 s)
         neuron = spec.neuron
-        trained_tau = neuron.tau if neuron.model == "rate" else (neuron.tau_syn_slow or neuron.tau_syn)
+        trained_tau = (neuron.tau_syn_slow or neuron.tau_syn) if provides(net, "lif_map") else neuron.tau
         tau = self.teacher_tau or trained_tau
         _check(tau >= spec.dt, "full_force teacher_tau", f"a number >= dt = {spec.dt} ms", tau)
         tspec = NetworkSpec(dt=spec.dt, n_inputs=spec.n_inputs, n_outputs=n_out, populations=[
