@@ -38,6 +38,7 @@ def test_batched_rls_equals_independent_problems():
         torch.testing.assert_close(Wb[e], W, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_rate_force_learns_the_sum_of_sines():
     """Sussillo & Abbott 2009: g = 1.5, p = 0.1, dt = 0.1 τ, RLS every 2 steps, P(0) = I, period 120 τ.
     Measured: test NMSE 0.058 (N = 300, 6 periods of learning, output fed back, learning off)."""
@@ -48,6 +49,7 @@ def test_rate_force_learns_the_sum_of_sines():
                                SumOfSines(dt=1.0, period=1200.0).signal(np.arange(7200, 9600))[:, 0], atol=1e-12)
 
 
+@pytest.mark.slow
 def test_full_force_learns_the_chirp_with_fewer_units_than_force():
     """DePasquale et al. 2018's demo task at N = 200: full-FORCE learns it (measured error 0.006 % after
     50 trials), FORCE with the same units, updates and trials does not (133 %)."""
@@ -57,6 +59,7 @@ def test_full_force_learns_the_chirp_with_fewer_units_than_force():
     assert force.test_error_pct > 20 * full.test_error_pct
 
 
+@pytest.mark.slow
 def test_spiking_force_follows_a_5hz_sine():
     """Nicola & Clopath 2017's network (double-exponential synapses, v_th 25 mV above reset) at N = 400,
     dt = 0.1 ms: RLS every 2.5 ms brings the training NMSE from about 0.1 to 0.01-0.04 in 2 s."""
@@ -98,6 +101,7 @@ def test_force_options_are_checked():
         neuro.rules.get("full_force").fit(net, PulseChirp(), iterations=1, progress=False)
 
 
+@pytest.mark.slow
 def test_spiking_full_force_learns_the_slow_currents_of_a_rate_teacher():
     """DePasquale, Churchland & Abbott 2016: RLS trains the slow (100 ms) recurrent current of 300 LIF
     neurons to carry a τ = 100 ms rate teacher's currents, and the readout a 2 Hz sine.  Measured: training

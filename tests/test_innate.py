@@ -25,6 +25,7 @@ def test_reservoir_readout_is_ridge_regression_of_the_targets_on_the_rates():
     np.testing.assert_allclose(net.effective()["W_out"].detach().numpy(), ridge, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_reservoir_learns_2af_above_chance():
     """A fixed g = 1.5 ReLU network with an RLS readout: measured 0.38 -> 1.0 on 8-trial batches."""
     task = neuro.tasks.get("2af")
@@ -40,6 +41,7 @@ def test_reservoir_learns_2af_above_chance():
     assert untrained < 0.65 and trained > 0.85
 
 
+@pytest.mark.slow
 def test_innate_training_makes_the_chaotic_transient_reproducible():
     """Laje & Buonomano 2013: after RLS on the recurrent weights, noisy runs from perturbed states stay on
     the innate trajectory (measured: mean squared distance 0.40 -> 0.017); the readout then learns the chirp

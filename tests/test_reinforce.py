@@ -73,6 +73,7 @@ def test_song_rules_abort_on_broken_fixation():
     assert out.alive[:, 0].sum() == 4
 
 
+@pytest.mark.slow
 def test_reinforce_gradient_equals_enumerated_expectation():
     """The mean of the estimator (value baseline on) equals ∇J, J = Σ_seq P(seq) R(seq) enumerated
     over all 3³ action sequences of a 3-step trial, within its standard error."""
@@ -132,6 +133,7 @@ def test_bad_options_and_sizes():
         envs.make("nope")
 
 
+@pytest.mark.slow
 def test_learns_2af_well_above_chance():
     """2AF under Song et al.'s rules (fixate or lose the trial with -1): from chance to >= 0.8 of
     trials correct in 3000 trials (32 tanh units, dt = 50 ms); values track the reward."""

@@ -75,6 +75,7 @@ def test_running_baseline_per_trial_type():
     assert rule.baselines == {"a": pytest.approx(0.75), "b": 0.0}
 
 
+@pytest.mark.slow
 def test_learns_2af_well_above_chance():
     """2AF (coherence 51.2 %, dt = 10 ms, 64 tanh units): from chance (about 0.5 of trials
     correct) to >= 0.7 in 2400 trials, exploration by perturbations only (greedy actions)."""
