@@ -96,7 +96,7 @@ def compare(spec, task, rule, iterations: int = 200, seed: int = 0, progress: bo
     trajs = {}
     for kind, s in (("rate", rate_spec), ("lif", lif_spec)):
         net = neuro.compile(s, kind, weights.copy())
-        rule_obj = neuro.rules.get(rule) if isinstance(rule, str) else rule
+        rule_obj = neuro.rules.resolve(rule)
         t0 = time.perf_counter()
         hist = neuro.train(net, task, rule_obj, iterations=iterations, lr=lr, batch_size=batch_size, seed=seed,
                            progress=progress, desc=f"{kind} {rule_name}")

@@ -143,9 +143,8 @@ class FlossingRegularized(GradientRule):
 
     def __init__(self, rule, weight: float = 1.0, every: int = 1, k: int | None = 16, local: bool = True,
                  T: int | None = None, reduction: str = "sum"):
-        if isinstance(rule, str):
-            from . import rules
-            rule = rules.get(rule)
+        from . import rules
+        rule = rules.resolve(rule)
         if not hasattr(rule, "loss_and_gradients"):
             raise ValueError(f"FlossingRegularized wraps a gradient rule, got {type(rule).__name__}")
         if not (isinstance(weight, (int, float)) and weight >= 0):

@@ -172,3 +172,11 @@ def test_analyses_refuse_a_backend_without_a_one_step_map():
         neuro.lyapunov_spectrum(lava, x, k=1)
     with pytest.raises(ContractError, match="^flossing needs a one-step map"):
         neuro.floss(lava, steps=1, inputs=x)
+
+
+def test_rules_resolve_from_names_or_objects():
+    assert neuro.rules.resolve("tbptt").name == "tbptt"
+    rule = neuro.rules.get("eprop", form="trace")
+    assert neuro.rules.resolve(rule) is rule
+    with pytest.raises(ValueError, match="a learning rule is a registered name"):
+        neuro.rules.resolve(42)

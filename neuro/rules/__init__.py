@@ -51,4 +51,14 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
-__all__ = ["GradientRule", "BPTT", "TruncatedBPTT", "EProp", "get", "register", "names"]
+def resolve(rule):
+    """A rule given by name (``"eprop"``) or as an object, as an object; anything else is refused."""
+    if isinstance(rule, str):
+        return get(rule)
+    if not (hasattr(rule, "loss_and_gradients") or hasattr(rule, "fit")):
+        raise ValueError(f"a learning rule is a registered name {names()} or an object with "
+                         f"loss_and_gradients or fit, got {type(rule).__name__}")
+    return rule
+
+
+__all__ = ["GradientRule", "BPTT", "TruncatedBPTT", "EProp", "get", "register", "names", "resolve"]
