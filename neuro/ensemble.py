@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .io import atomic_torch_save
+from .io import CheckpointError, atomic_torch_save, load_checkpoint
 from .spec import NetworkSpec
-from .training import History
+from .training import History, check_run_memory
 from .weights import Weights, init_weights
 
 _WEIGHT_FIELDS = ("input.", "recurrent.", "readout.", "feedback.", "dale.excitatory_fraction")
@@ -220,7 +220,11 @@ def _member_key(m: Member) -> dict:
 
 def _load_checkpoint(path: Path, ens: Ensemble, opt: _BatchedAdam, noise: _MemberNoise, iterations: int):
     # on the CPU: generator states must stay CPU byte tensors; copy_ moves the rest to the device
-    state = torch.load(path, weights_only=False, map_location="cpu")
+    state = load_checkpoint(path)
+    missing = [k for k in ("iteration", "members", "params", "adam", "generators", "histories", "active")
+               if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not an ensemble checkpoint (no {missing[0]!r}); delete it to start afresh")
     if state["members"] != [_member_key(m) for m in ens.members]:
         raise ValueError(f"{path} holds a different ensemble (its members differ from the ones given); "
                          f"use another run_dir or delete it")
@@ -251,6 +255,10 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
         raise ValueError(f"ensembles train with gradient rules (bptt, tbptt, eprop, …), got {rule!r}")
     if not isinstance(iterations, int) or iterations < 0:
         raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    if iterations > 0:
+        check_run_memory(spec, task, batch_size, len(members), dtype, "this ensemble")
     if str(device) == "cpu":
         retain_freed_memory()
     ens = Ensemble(spec, members, dtype=dtype, device=device)

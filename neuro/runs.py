@@ -3,23 +3,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 import neuro
+from neuro.io import CheckpointError, load_checkpoint
 
 
 def load_network(path, backend: str | None = None, **options):
-    """The trained network of a run folder; a spec file or ready model name gives a fresh network."""
+    """The trained network of a run folder; a spec file or ready model name gives a fresh network.
+
+    A run folder must hold ``spec.toml`` and ``checkpoint.pt`` (read as tensors and plain data
+    only); a folder without its checkpoint is refused rather than analysed with untrained weights."""
     path = Path(path)
     if path.is_dir():
         spec_file = path / "spec.toml"
         if not spec_file.exists():
             raise FileNotFoundError(f"{path} is not a run folder (no spec.toml)")
         spec = neuro.load_spec(spec_file)
-        net = neuro.compile(spec, backend or _backend(spec), **options)
         ckpt = path / "checkpoint.pt"
-        if ckpt.exists():
-            net.load_state_dict(torch.load(ckpt, weights_only=False)["model"])
+        if not ckpt.exists():
+            raise FileNotFoundError(f"{path} has no trained weights: {ckpt} is missing (the run never saved a "
+                                    f"checkpoint, or it was deleted); pass the spec file to use fresh weights")
+        state = load_checkpoint(ckpt)
+        if not isinstance(state.get("model"), dict):
+            raise CheckpointError(f"{ckpt} holds no model weights; it is not a neuro checkpoint")
+        net = neuro.compile(spec, backend or _backend(spec), **options)
+        try:
+            net.load_state_dict(state["model"])
+        except (RuntimeError, KeyError) as e:
+            raise CheckpointError(f"{ckpt} does not match {spec_file} "
+                                  f"({str(e).strip().splitlines()[0][:160]})") from None
         return net
     from neuro.resolve import load_spec_arg
     spec = load_spec_arg(str(path))
