@@ -1,21 +1,28 @@
 """``neuro.train``: the training loop for gradient rules (Adam by default).
 
 Each iteration draws a fresh batch seeded by ``(seed, iteration)`` and hidden
-noise from a generator seeded by ``seed``, so the same spec, seed and rule give
-the same loss history on the CPU.  With a ``run_dir`` it writes the history
-(``history.csv``) and checkpoints (``checkpoint.pt``) and resumes from them.
+noise (and a rule's perturbations) from a generator seeded by ``seed``, so the
+same spec, seed and rule give the same loss history on the CPU.  With a
+``run_dir`` it writes the history (``history.csv``) and checkpoints
+(``checkpoint.pt``: weights, optimizer state, the generator's state, history —
+tensors and plain data only) and resumes from them; a resumed run continues with
+the numbers the uninterrupted run gives.
+
+Training stops with ``TrainingError`` when it diverges: a non-finite loss,
+gradient or weight, or a loss ``max_loss_growth`` times the first iteration's.
 """
 from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from .io import atomic_torch_save
+from .io import CheckpointError, atomic_torch_save, load_checkpoint
 
 
 class TrainingError(RuntimeError):
@@ -54,6 +61,73 @@ class History:
         return {"iteration": self.iteration, "loss": self.loss, "accuracy": self.accuracy}
 
 
+class MemoryEstimateError(ValueError):
+    """A run would need more memory than the limit; the message gives the estimate and the limit."""
+
+
+def _parse_bytes(text: str) -> int:
+    text = text.strip().upper().removesuffix("B")
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    try:
+        if text and text[-1] in scale:
+            return int(float(text[:-1]) * scale[text[-1]])
+        return int(float(text))
+    except ValueError:
+        raise ValueError(f"NEURO_MEMORY_LIMIT must be a number of bytes (e.g. 8G, 512M), got {text!r}") from None
+
+
+def memory_limit() -> int | None:
+    """The memory a run may plan to use: ``NEURO_MEMORY_LIMIT`` (bytes, or 8G / 512M; ``0`` or
+    ``none`` = no limit), else the memory the system has available now."""
+    env = os.environ.get("NEURO_MEMORY_LIMIT")
+    if env is not None:
+        if env.strip().lower() in ("0", "none", "off", ""):
+            return None
+        return _parse_bytes(env)
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def estimate_memory(n_hidden: int, n_inputs: int, n_outputs: int, steps: int, batch_size: int, members: int = 1,
+                    bytes_per_value: int = 4) -> int:
+    """Bytes a training run needs, roughly: weights with their gradients, Adam moments and the last
+    good copy (plus their float64 draw), and the ``[T, E, B, N]`` activations a rollout and its
+    adjoint keep (states, rates, noise, adjoint, gradients)."""
+    n, e = int(n_hidden), int(members)
+    weights = e * (n * n + n * (n_inputs + n_outputs + 2)) * (6 * bytes_per_value + 8)
+    activations = (steps + 1) * e * batch_size * (8 * n + 2 * (n_inputs + n_outputs)) * bytes_per_value
+    return int(weights + activations)
+
+
+def check_memory(needed: int, what: str) -> None:
+    """Refuse (``MemoryEstimateError``) a run whose estimate exceeds ``memory_limit()``."""
+    limit = memory_limit()
+    if limit is not None and needed > limit:
+        raise MemoryEstimateError(f"{what} needs about {needed / 2**30:.3g} GiB, more than the limit of "
+                                  f"{limit / 2**30:.3g} GiB (available memory); make it smaller, or set "
+                                  f"NEURO_MEMORY_LIMIT (e.g. 64G, or none) to override")
+
+
+def trial_steps(task, dtype=torch.float32) -> int:
+    """Time steps of one trial of ``task`` (from a one-trial batch)."""
+    return int(task.batch(1, seed=(0, 0), dtype=dtype).inputs.shape[0])
+
+
+def check_run_memory(spec, task, batch_size: int, members: int = 1, dtype=torch.float32, what: str = "this run"):
+    """``check_memory`` for training ``members`` networks of ``spec`` on ``task``."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    bytes_per_value = torch.tensor([], dtype=dtype).element_size()
+    need = estimate_memory(spec.n_hidden, spec.n_inputs, spec.n_outputs, trial_steps(task, dtype), batch_size,
+                           members, bytes_per_value)
+    check_memory(need, f"{what} (N = {spec.n_hidden}, batch {batch_size}, {members} network(s))")
+
+
 def _optimizer(name: str, params, lr: float):
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
@@ -67,64 +141,123 @@ def _scalar(x: torch.Tensor):
     return float(x) if x.dim() == 0 else [float(v) for v in x]
 
 
+def _magnitude(loss) -> float:
+    vals = loss if isinstance(loss, list) else [loss]
+    return max(abs(v) for v in vals) if vals else 0.0
+
+
+def _check_fitted(net, history, rule) -> None:
+    """After an online rule's own loop: refuse a run whose weights or losses are not finite."""
+    bad = [k for k, p in net.trainable().items() if not bool(torch.isfinite(p.detach()).all())]
+    losses = [v for v in getattr(history, "loss", []) if isinstance(v, (int, float))]
+    if bad or (losses and not all(math.isfinite(v) for v in losses)):
+        where = f"weights {', '.join(bad)}" if bad else "the loss"
+        raise TrainingError(f"training with {getattr(rule, 'name', rule)} diverged: {where} became non-finite "
+                            f"(lower the learning rate)", history)
+
+
+def _load_training_state(ckpt: Path) -> dict:
+    state = load_checkpoint(ckpt)
+    missing = [k for k in ("model", "history", "iteration") if k not in state]
+    if missing:
+        raise CheckpointError(f"{ckpt} is not a training checkpoint (no {missing[0]!r}); "
+                              f"delete it to start afresh")
+    return state
+
+
 def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
           optimizer: str = "adam", run_dir=None, checkpoint_every: int = 100, progress: bool = True,
-          eval_every: int = 1, resume: bool = True, desc: str | None = None) -> History:
+          eval_every: int = 1, resume: bool = True, desc: str | None = None,
+          max_loss_growth: float | None = 1e4) -> History:
     """Train ``net`` on ``task`` with a learning ``rule``; return the per-iteration ``History``.
 
     Online rules (those with ``fit``: FORCE, full-FORCE, reward-modulated Hebbian …)
-    run their own loop and are dispatched to.
+    run their own loop and are dispatched to; their result is checked for divergence.
+    A resumed run takes ``lr`` from the arguments, not from the stored optimizer state.
+    ``max_loss_growth``: stop when the loss exceeds this multiple of the first
+    iteration's (None: only non-finite values stop training).
     """
     if not hasattr(rule, "loss_and_gradients"):
         if hasattr(rule, "fit"):
-            return rule.fit(net, task, iterations=iterations, seed=seed, progress=progress, run_dir=run_dir)
+            history = rule.fit(net, task, iterations=iterations, seed=seed, progress=progress, run_dir=run_dir)
+            _check_fitted(net, history, rule)
+            return history
         raise TypeError(f"{rule!r} is not a learning rule (it has neither loss_and_gradients nor fit)")
-    if not isinstance(iterations, int) or iterations < 0:
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 0:
         raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
     if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
     params = net.trainable()
+    dtype = next(iter(params.values())).dtype if params else torch.float32
+    if hasattr(net, "spec") and iterations > 0:
+        check_run_memory(net.spec, task, batch_size, 1, dtype, "training")
     opt = _optimizer(optimizer, list(params.values()), lr)
     history, start = History(), 0
+    generator = torch.Generator(device=next(iter(params.values())).device if params else "cpu")
+    generator.manual_seed(seed * 1_000_003)
     ckpt = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         if resume and ckpt.exists():
-            state = torch.load(ckpt, weights_only=False)
-            net.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
+            state = _load_training_state(ckpt)
+            try:
+                net.load_state_dict(state["model"])
+            except (RuntimeError, KeyError) as e:
+                raise CheckpointError(f"{ckpt} holds weights of another network "
+                                      f"({str(e).strip().splitlines()[0][:160]}); use another run folder "
+                                      f"or delete it to start afresh") from None
+            if state.get("optimizer") is not None:
+                opt.load_state_dict(state["optimizer"])
+            for group in opt.param_groups:      # the lr asked for now, not the stored one
+                group["lr"] = lr
             history = History(**state["history"])
-            start = state["iteration"]
-    generator = torch.Generator(device=next(iter(params.values())).device if params else "cpu")
-    generator.manual_seed(seed * 1_000_003 + start)
+            start = int(state["iteration"])
+            if state.get("generator") is not None:
+                generator.set_state(state["generator"])
+            else:       # checkpoints from before generator states were saved
+                generator.manual_seed(seed * 1_000_003 + start)
 
-    def save(iteration: int) -> None:
+    def save(iteration: int, hist: History, gen_state, optimizer_state) -> None:
         if ckpt is not None:
-            atomic_torch_save({"model": net.state_dict(), "optimizer": opt.state_dict(),
-                               "history": history.state(), "iteration": iteration}, ckpt)
-            history.to_csv(ckpt.parent / "history.csv")
+            atomic_torch_save({"model": net.state_dict(), "optimizer": optimizer_state,
+                               "history": hist.state(), "iteration": iteration, "generator": gen_state}, ckpt)
+            hist.to_csv(ckpt.parent / "history.csv")
 
-    dtype = next(iter(params.values())).dtype if params else torch.float32
     bar = tqdm(range(start, iterations), desc=desc or f"{getattr(rule, 'name', 'rule')}", disable=not progress,
                leave=False, dynamic_ncols=True, mininterval=1.0)
-    good = None
+    good, good_gen = None, None
+    first = _magnitude(history.loss[0]) if len(history) else None
     for it in bar:
+        gen_before = generator.get_state()
         batch = task.batch(batch_size, seed=(seed, it), dtype=dtype)
         loss, outputs, grads = rule.loss_and_gradients(net, batch, task, generator=generator)
         bad = not bool(torch.isfinite(loss).all()) or any(not bool(torch.isfinite(g).all()) for g in grads.values())
+        reason = "loss or gradient became non-finite"
+        if not bad and first is not None and max_loss_growth is not None \
+                and _magnitude(_scalar(loss)) > max_loss_growth * max(first, 1e-3):
+            bad, reason = True, f"loss grew beyond {max_loss_growth:g} times the first iteration's ({first:.4g})"
+        if not bad and not all(bool(torch.isfinite(p.detach()).all()) for p in params.values()):
+            bad, reason = True, "weights became non-finite"
         if bad:
-            if good is not None:   # roll back to the last weights whose loss was finite
+            if good is not None:   # roll back to the start of the last iteration whose loss was good
                 with torch.no_grad():
                     for k, p in params.items():
                         p.copy_(good[k])
-                save(max(it - 1, 0))
+                kept = History(history.iteration[:-1], history.loss[:-1], history.accuracy[:-1])
+                # the optimizer state is not kept: a rerun restarts it with its own lr
+                save(it - 1, kept, good_gen, None)
+                history = kept
             where = f"; the last good weights are restored in the model and saved to {ckpt}" if ckpt else ""
-            raise TrainingError(f"loss or gradient became non-finite at iteration {it} "
+            raise TrainingError(f"{reason} at iteration {it} "
                                 f"(loss={_scalar(loss)}, lr={lr}, rule={getattr(rule, 'name', rule)}){where}",
                                 history)
         acc = task.accuracy(outputs, batch) if (it % eval_every == 0 or it == iterations - 1) else float("nan")
         history.append(it, _scalar(loss), acc)
-        good = {k: p.detach().clone() for k, p in params.items()}
+        if first is None:
+            first = _magnitude(history.loss[-1])
+        good, good_gen = {k: p.detach().clone() for k, p in params.items()}, gen_before
         for k, p in params.items():
             p.grad = grads[k]
         opt.step()
@@ -133,5 +266,8 @@ def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: 
             l = history.loss[-1]
             bar.set_postfix(loss=f"{(sum(l) / len(l)) if isinstance(l, list) else l:.4f}", acc=f"{acc:.2f}")
         if ckpt is not None and ((it + 1) % checkpoint_every == 0 or it == iterations - 1):
-            save(it + 1)
+            save(it + 1, history, generator.get_state(), opt.state_dict())
+    if params and not all(bool(torch.isfinite(p.detach()).all()) for p in params.values()):
+        raise TrainingError(f"weights became non-finite in the last step (lr={lr}); lower the learning rate",
+                            history)
     return history
