@@ -30,8 +30,14 @@ def run(args) -> int:
     inputs = None
     if args.task != "none":
         inputs = task_for(args.task, net.spec).batch(args.batch_size, seed=args.seed).inputs
-    res = neuro.lyapunov_spectrum(net, inputs=inputs, k=args.k, steps=args.steps, batch_size=args.batch_size,
-                                  seed=args.seed)
+    import warnings
+    with warnings.catch_warnings():      # the note is printed below, once
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = neuro.lyapunov_spectrum(net, inputs=inputs, k=args.k, steps=args.steps, batch_size=args.batch_size,
+                                      seed=args.seed)
+    if res.note:
+        import sys
+        print(f"note: {res.note}", file=sys.stderr)
     exps = np.asarray(res.exponents, dtype=float)
     if args.json:
         print(json.dumps({"exponents_per_step": exps.tolist(), "max_exponent": float(res.max_exponent),
