@@ -25,6 +25,8 @@ static inline v16 ld(const float *p) { return *(const v16u *)p; }
 static inline void st(float *p, v16 v) { *(v16u *)p = v; }
 static inline v16 bc(float s) { return (v16){s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s}; }
 static inline v16 keep_if(v16 v, v16 h) { return (v16)((v16i)v & (h > bc(0.0f))); }   /* h > 0 ? v : 0 */
+/* relu that keeps NaN (as torch.relu does): NaN > 0 is false, NaN != NaN is true */
+static inline v16 relu(v16 h) { return (v16)((v16i)h & ((h > bc(0.0f)) | (h != h))); }
 
 /* C[r][16v..16v+15] += sum_k A[r*sai + k*sak] * Bm[k*ldb + 16v..], r < R, v < V (R, V constants). */
 static inline __attribute__((always_inline)) void
@@ -98,7 +100,7 @@ void rollout_forward(int T, int E, int B, int N, int NI, int O, const float *x, 
         const float *w = wt + (long)e * (N + NI + 1) * N, *wo = wout + (long)e * O * N, *bo = bout + (long)e * O;
         const float *bias = w + (long)(N + NI) * N;
         float *r0 = rates + e * BN;
-        for (long j = 0; j < BN; j += 16) { v16 h = ld(h0 + e * BN + j); st(r0 + j, keep_if(h, h)); }
+        for (long j = 0; j < BN; j += 16) { v16 h = ld(h0 + e * BN + j); st(r0 + j, relu(h)); }
         for (int t = 0; t < T; t++) {
             const long off = t * step + e * BN;
             const float *hp = t ? states + off - step : h0 + e * BN, *xt = x + ((long)t * E + e) * B * NI;
@@ -111,7 +113,7 @@ void rollout_forward(int T, int E, int B, int N, int NI, int O, const float *x, 
                     st(h + b * N + j, acc);
                 }
             gemm_acc(B, N, N, rin, N, 1, w, N, h, N);          /* h += r (1-a) W^T */
-            for (long j = 0; j < BN; j += 16) { v16 v = ld(h + j); st(rout + j, keep_if(v, v)); }
+            for (long j = 0; j < BN; j += 16) { v16 v = ld(h + j); st(rout + j, relu(v)); }
             float *y = outputs + ((long)t * E + e) * B * O;
             for (int b = 0; b < B; b++)
                 for (int o = 0; o < O; o++) y[b * O + o] = dot(rout + b * N, wo + (long)o * N, N) + bo[o];

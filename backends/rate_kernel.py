@@ -52,13 +52,31 @@ def _cpu_identity() -> str:
         return platform.machine() + platform.processor()
 
 
+def _digest(path: Path) -> str:
+    data = path.read_bytes()
+    return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
+
+
+def _verified(target: Path) -> bool:
+    """Whether the cached library is the one we built: its size and SHA-256 match the record written
+    next to it (a truncated or replaced file would crash the process when loaded)."""
+    record = target.with_name(target.name + ".sha256")
+    try:
+        return record.read_text().strip() == _digest(target)
+    except OSError:
+        return False
+
+
 def _compile() -> ctypes.CDLL:
     cc = os.environ.get("CC") or (sysconfig.get_config_var("CC") or "cc").split()[0]
     key = hashlib.sha256(_SOURCE.read_bytes() + " ".join([cc, *_FLAGS]).encode()
                          + _cpu_identity().encode()).hexdigest()[:16]
     cache = _cache_dir()
     target = cache / f"rate_kernel-{key}.so"
-    if not target.exists():
+    if target.exists() and not _verified(target):
+        warnings.warn(f"neuro: the cached rate kernel {target} does not match its recorded size and hash "
+                      f"(truncated or replaced); rebuilding it", RuntimeWarning)
+    if not target.exists() or not _verified(target):
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
             built = Path(tmp) / target.name
@@ -66,7 +84,15 @@ def _compile() -> ctypes.CDLL:
                                  timeout=300)
             if run.returncode != 0:
                 raise RuntimeError(f"{cc} failed: {run.stderr.strip()[:500]}")
+            os.chmod(built, 0o755)
+            record = Path(tmp) / "record"
+            record.write_text(_digest(built))
+            # the record first: a process that sees the new library also sees its record
+            os.replace(record, target.with_name(target.name + ".sha256"))
             os.replace(built, target)
+        if not _verified(target):
+            raise RuntimeError(f"the rebuilt kernel {target} does not match its record (another process "
+                               f"is writing the cache?)")
     lib = ctypes.CDLL(str(target))
     lib.rollout_forward.argtypes = [_INT] * 6 + [_PTR] * 6 + [_FLOAT] + [_PTR] * 3 + [_INT] * 2
     lib.rollout_backward.argtypes = [_INT] * 6 + [_PTR] * 8 + [_FLOAT, _INT, _INT] + [_PTR] * 5 + [_INT] * 2
@@ -113,10 +139,46 @@ def _over_members(E: int, call) -> None:
         job.result()
 
 
+class KernelInputError(ValueError):
+    """Arrays that do not fit the kernel's layout (the C code trusts its sizes: it is never called with them)."""
+
+
+def _expect(name: str, t, shape: tuple) -> None:
+    if t is None:
+        raise KernelInputError(f"rate kernel: {name} is missing")
+    if not torch.is_tensor(t) or t.dtype != torch.float32 or t.device.type != "cpu":
+        raise KernelInputError(f"rate kernel: {name} must be a float32 CPU tensor, got "
+                               f"{getattr(t, 'dtype', type(t).__name__)} on {getattr(t, 'device', '?')}")
+    if tuple(t.shape) != tuple(shape):
+        raise KernelInputError(f"rate kernel: {name} must have shape {tuple(shape)}, got {tuple(t.shape)} "
+                               f"(inputs must have the network's n_inputs as their last dimension)")
+
+
+def _check_sizes(T, E, B, N, NI, O) -> None:
+    if N % 16 or min(T, E, B, N, NI, O) < 1:
+        raise KernelInputError(f"rate kernel: sizes T={T}, E={E}, B={B}, N={N} (a multiple of 16), NI={NI}, "
+                               f"O={O} must all be >= 1")
+    if max(T * E * B * max(N, NI, O), E * (N + NI + 1) * N) >= 2**31 - 1:
+        raise KernelInputError("rate kernel: arrays too large for its 32-bit indices; "
+                               "run with NEURO_KERNEL=0 or split the batch")
+
+
 def forward(x, W, W_in, b, W_out, b_out, h0, noise, alpha: float):
-    """``states [T,E,B,N]``, ``rates [T+1,E,B,N]``, ``outputs [T,E,B,O]`` (see ``rate_kernel.c``)."""
+    """``states [T,E,B,N]``, ``rates [T+1,E,B,N]``, ``outputs [T,E,B,O]`` (see ``rate_kernel.c``).
+    Every array's dtype, device and shape is checked before the call (``KernelInputError``)."""
+    if not torch.is_tensor(x) or x.dim() != 4 or not torch.is_tensor(W) or W.dim() != 3:
+        raise KernelInputError(f"rate kernel: x must be [T, E, B, NI] and W [E, N, N], got shapes "
+                               f"{tuple(getattr(x, 'shape', ()))} and {tuple(getattr(W, 'shape', ()))}")
     T, E, B, NI = x.shape
-    N, O = W.shape[-1], W_out.shape[-2]
+    N = W.shape[-1]
+    O = W_out.shape[-2] if torch.is_tensor(W_out) and W_out.dim() == 3 else 0
+    _check_sizes(T, E, B, N, NI, O)
+    for name, t, shape in (("x", x, (T, E, B, NI)), ("W_rec", W, (E, N, N)), ("W_in", W_in, (E, N, NI)),
+                           ("b", b, (E, N)), ("W_out", W_out, (E, O, N)), ("b_out", b_out, (E, O)),
+                           ("h0", h0, (E, B, N))):
+        _expect(name, t, shape)
+    if noise is not None:
+        _expect("noise", noise, (T, E, B, N))
     x, h0 = x.contiguous(), h0.contiguous()
     noise = None if noise is None else noise.contiguous()
     wt = ((1.0 - alpha) * torch.cat([W, W_in, b.unsqueeze(-1)], -1)).transpose(-1, -2).contiguous()
@@ -134,7 +196,17 @@ def adjoint(x, states, rates, back_w, read_w, g_outputs, g_states, g_rates, alph
     ``Σ g_yᵀ r`` — what ``_Rollout.backward`` needs (see ``rate_kernel.c``)."""
     T, E, B, NI = x.shape
     N, O = states.shape[-1], read_w.shape[-2]
+    _check_sizes(T, E, B, N, NI, O)
+    for name, t, shape in (("x", x, (T, E, B, NI)), ("states", states, (T, E, B, N)),
+                           ("rates", rates, (T + 1, E, B, N)), ("back_w", back_w, (E, N, N)),
+                           ("read_w", read_w, (E, O, N))):
+        _expect(name, t, shape)
+    for name, t, shape in (("g_outputs", g_outputs, (T, E, B, O)), ("g_states", g_states, (T, E, B, N)),
+                           ("g_rates", g_rates, (T, E, B, N))):
+        if t is not None:
+            _expect(name, t, shape)
     c = lambda t: None if t is None else t.contiguous()
+    states, rates = states.contiguous(), rates.contiguous()
     x, back_w, read_w = x.contiguous(), back_w.contiguous(), read_w.contiguous()
     g_outputs, g_states, g_rates = c(g_outputs), c(g_states), c(g_rates)
     lam = torch.empty_like(states)
