@@ -19,10 +19,17 @@ surrogate ("pseudo-") Jacobian, not of the discontinuous map.
 
 Models with leading ensemble dimensions (weights ``[E, N, N]``, states
 ``[E, B, N]``) give one spectrum per member.
+
+A state or tangent vector that stops being finite (float32 overflows near 3e38,
+e.g. an unbounded ReLU network above its stability edge) makes the exponents
+meaningless: ``lyapunov_spectrum`` then recomputes in float64 and says so in
+``note`` (and a warning), or raises ``NonFiniteError`` naming the step where
+float64 overflows too.
 """
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +38,7 @@ from tqdm.auto import tqdm
 
 from neuro.contract import require
 
-__all__ = ["LyapunovResult", "LinearMap", "lyapunov_spectrum", "dense_jacobian_spectrum"]
+__all__ = ["LyapunovResult", "LinearMap", "NonFiniteError", "lyapunov_spectrum", "dense_jacobian_spectrum"]
 
 
 @dataclass
@@ -50,6 +57,7 @@ class LyapunovResult:
     running: np.ndarray
     running_steps: np.ndarray
     dt: float | None = None        # ms
+    note: str = ""                 # e.g. that the spectrum was recomputed in float64
 
     @property
     def max_exponent(self):
@@ -210,6 +218,26 @@ def prepare(m: BoundMap, inputs, steps, batch_size, h0, k, seed):
     return inputs, T, h0, Q.to(dtype=m.dtype, device=m.device).expand(shape + (k,)).clone()
 
 
+class NonFiniteError(ValueError):
+    """The state or the tangent vectors stopped being finite (overflow); the exponents would be wrong."""
+
+    def __init__(self, message: str, step: int, dtype):
+        super().__init__(message)
+        self.step, self.dtype = step, dtype
+
+
+def _check_finite(h, Q, t, dtype) -> None:
+    if not bool(torch.isfinite(h).all()):
+        what = "state"
+    elif not bool(torch.isfinite(Q).all()):
+        what = "tangent vectors"
+    else:
+        return
+    hint = "use fewer steps or a lower gain" + ("" if dtype == torch.float64 else ", or dtype=torch.float64")
+    raise NonFiniteError(f"the {what} became non-finite at step {t} in {str(dtype).replace('torch.', '')} "
+                         f"(the trajectory overflows), so its Lyapunov exponents are not defined; {hint}", t, dtype)
+
+
 def _log_growth(V):
     Q, R = torch.linalg.qr(V)
     return Q, torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
@@ -233,6 +261,7 @@ def tangent_dynamics(m: BoundMap, inputs, T, h, Q, warmup=0, reortho_every=1, de
                 h = m.step(h, x)
         else:
             h = m.step(h, x)
+        _check_finite(h.detach(), Q.detach(), t, h.dtype)
         if t < warmup:
             if (t + 1) % reortho_every == 0 or t == warmup - 1:
                 Q = torch.linalg.qr(Q)[0]
@@ -272,19 +301,38 @@ def lyapunov_spectrum(model, inputs=None, k: int | None = None, warmup: int = 0,
     """
     warmup = _check_int("warmup", warmup, 0)
     reortho_every = _check_int("reortho_every", reortho_every, 1)
+    given = inputs
     with torch.no_grad():
         m = BoundMap(model, dtype=dtype, h0=h0, inputs=inputs)
         inputs, T, h, Q = prepare(m, inputs, steps, batch_size, h0, k, seed)
         if warmup >= T:
             raise ValueError(f"warmup must be shorter than the trajectory ({T} steps), got {warmup}")
-        logs, counted, running, running_steps = tangent_dynamics(m, inputs, T, h, Q, warmup, reortho_every,
-                                                                 record=True, progress=progress)
+        note = ""
+        try:
+            logs, counted, running, running_steps = tangent_dynamics(m, inputs, T, h, Q, warmup, reortho_every,
+                                                                     record=True, progress=progress)
+        except NonFiniteError as e:
+            if m.dtype == torch.float64 or not m.dtype.is_floating_point:
+                raise
+            first = str(m.dtype).replace('torch.', '')
+            note = (f"the {first} trajectory overflowed at step {e.step}; "
+                    f"the spectrum was recomputed in float64")
+            warnings.warn(f"neuro.lyapunov_spectrum: {note}", RuntimeWarning, stacklevel=2)
+            m = BoundMap(model, dtype=torch.float64, h0=h0, inputs=given)
+            inputs, T, h, Q = prepare(m, given, steps, batch_size, h0, k, seed)
+            try:
+                logs, counted, running, running_steps = tangent_dynamics(m, inputs, T, h, Q, warmup,
+                                                                         reortho_every, record=True,
+                                                                         progress=progress)
+            except NonFiniteError as e64:
+                raise NonFiniteError(f"{e64} (recomputed in float64 after {first} "
+                                     f"overflowed at step {e.step})", e64.step, e64.dtype) from None
     per_traj = _sorted_desc((logs / counted).cpu().double().numpy())
     running_steps = np.array(running_steps)
     running = torch.stack(running).cpu().double().numpy()
     running = _sorted_desc(running / running_steps.reshape((-1,) + (1,) * (running.ndim - 1))).mean(-2)
     return LyapunovResult(exponents=per_traj.mean(-2), per_trajectory=per_traj, running=running,
-                          running_steps=running_steps, dt=m.dt)
+                          running_steps=running_steps, dt=m.dt, note=note)
 
 
 def dense_jacobian_spectrum(model, inputs=None, k: int | None = None, steps: int | None = None,
