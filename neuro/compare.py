@@ -77,6 +77,9 @@ def _resolve(spec, task, rule):
     rate_spec, lif_spec = fit_spec_to_task(rate_spec, task), fit_spec_to_task(lif_spec, task)
     base = fit_spec_to_task(spec, task)
     rule_name = rule if isinstance(rule, str) else getattr(rule, "name", type(rule).__name__)
+    if not hasattr(neuro.rules.get(rule) if isinstance(rule, str) else rule, "loss_and_gradients"):
+        raise ValueError(f"compare trains both variants with one gradient rule (bptt, eprop, …); "
+                         f"{rule_name} is an online rule with its own loop")
     return base, rate_spec, lif_spec, task, rule_name
 
 

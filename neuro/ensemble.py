@@ -71,11 +71,28 @@ def _stack(weights: list[Weights]) -> Weights:
     return Weights(**{k: st(k) for k in Weights.ARRAYS})
 
 
+def check_device(device) -> torch.device:
+    """``device`` as a ``torch.device``, refused in one line if it is not one or is not present here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this machine (or this torch build) has no CUDA "
+                         f"device; use device='cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    return dev
+
+
 class Ensemble:
     """E rate networks of one spec as a single ``RateNetwork`` with stacked parameters."""
 
     def __init__(self, spec: NetworkSpec, members: list, dtype=torch.float32, device="cpu"):
         from neuro.compiler import compile as compile_
+        check_device(device)
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.spec = spec
@@ -257,6 +274,7 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
         raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
     if not members:
         raise ValueError("an ensemble needs at least one member")
+    check_device(device)
     if iterations > 0:
         check_run_memory(spec, task, batch_size, len(members), dtype, "this ensemble")
     if str(device) == "cpu":

@@ -17,6 +17,19 @@ import os
 import signal
 
 
+class ClusterError(ValueError):
+    """A cluster that cannot be reached; the message names the address."""
+
+
+def _timeout() -> float:
+    """Seconds to wait for a cluster's scheduler (``NEURO_CLUSTER_TIMEOUT``, default 10)."""
+    try:
+        return float(os.environ.get("NEURO_CLUSTER_TIMEOUT", "10"))
+    except ValueError:
+        raise ValueError(f"NEURO_CLUSTER_TIMEOUT must be a number of seconds, got "
+                         f"{os.environ['NEURO_CLUSTER_TIMEOUT']!r}") from None
+
+
 def cpu_count() -> int:
     """Cores this process may use (the affinity mask, not the machine's total)."""
     try:
@@ -111,7 +124,15 @@ class DaskExecutor(Executor):
         except ImportError:
             raise ImportError("a Dask cluster needs the 'distributed' package: pip install distributed") from None
         self._own = not isinstance(address, Client)
-        self.client = Client(address) if self._own else address
+        if self._own:
+            try:
+                self.client = Client(address, timeout=_timeout())
+            except (OSError, TimeoutError) as e:
+                raise ClusterError(f"cannot reach the Dask scheduler at {address} within {_timeout()} s "
+                                   f"({type(e).__name__}); start it, check the address, or run without --cluster"
+                                   ) from None
+        else:
+            self.client = address
 
     def imap(self, fn, items):
         from distributed import as_completed
@@ -140,7 +161,11 @@ class RayExecutor(Executor):
             raise ImportError("a Ray cluster needs the 'ray' package: pip install ray") from None
         self.ray = ray
         if not ray.is_initialized():
-            ray.init(address=address)
+            try:
+                ray.init(address=address)
+            except (OSError, RuntimeError, TimeoutError) as e:
+                raise ClusterError(f"cannot reach the Ray cluster at {address} ({str(e).splitlines()[0][:160]}); "
+                                   f"start it, check the address, or run without --cluster") from None
         self.threads = threads
 
     def imap(self, fn, items):

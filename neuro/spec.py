@@ -181,15 +181,18 @@ def validate(spec: NetworkSpec) -> NetworkSpec:
     """Check every field; raise ``SpecError`` naming the first bad one. Returns the spec."""
     _check(isinstance(spec.name, str), "name", "a string", spec.name)
     _check(_positive(spec.dt), "dt", "a finite number > 0 (ms)", spec.dt)
-    _check(isinstance(spec.n_inputs, int) and spec.n_inputs >= 1, "n_inputs", "an integer >= 1", spec.n_inputs)
-    _check(isinstance(spec.n_outputs, int) and spec.n_outputs >= 1, "n_outputs", "an integer >= 1", spec.n_outputs)
+    _check(isinstance(spec.n_inputs, int) and not isinstance(spec.n_inputs, bool) and spec.n_inputs >= 1,
+           "n_inputs", "an integer >= 1", spec.n_inputs)
+    _check(isinstance(spec.n_outputs, int) and not isinstance(spec.n_outputs, bool) and spec.n_outputs >= 1,
+           "n_outputs", "an integer >= 1", spec.n_outputs)
     _check(isinstance(spec.populations, list) and len(spec.populations) >= 1,
            "populations", "a non-empty list", spec.populations)
     _check(len(spec.populations) == 1, "populations",
            "a list of exactly one population (multi-population networks are not supported by the backends yet)",
            [p.name for p in spec.populations])
     for i, p in enumerate(spec.populations):
-        _check(isinstance(p.size, int) and p.size >= 1, f"populations[{i}].size", "an integer >= 1", p.size)
+        _check(isinstance(p.size, int) and not isinstance(p.size, bool) and p.size >= 1, f"populations[{i}].size",
+               "an integer >= 1", p.size)
         _validate_neuron(p.neuron, f"populations[{i}].neuron", spec.dt)
     for name in ("input", "recurrent", "readout"):
         _validate_connection(getattr(spec, name), name)
@@ -270,10 +273,34 @@ def loads(text: str, fmt: str = "toml") -> NetworkSpec:
         except tomllib.TOMLDecodeError as e:
             raise SpecError(f"spec is not valid TOML: {e}") from None
     elif fmt == "json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SpecError(f"spec is not valid JSON: {e}") from None
     else:
         raise SpecError(f"format must be 'toml' or 'json', got {fmt!r}")
-    return from_dict(data)
+    spec = from_dict(data)
+    _require(data)
+    return spec
+
+
+# a spec file must say what a network cannot do without; everything else has a default
+REQUIRED = {"dt": "the time step in ms", "populations": "a list with one population and its size"}
+
+
+def _require(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise SpecError(f"a spec must be a table of fields, got {type(data).__name__}")
+    if not data:
+        raise SpecError("the spec is empty; it needs at least " + ", ".join(f"{k} ({v})" for k, v in REQUIRED.items()))
+    for key, what in REQUIRED.items():
+        if key not in data:
+            raise SpecError(f"the spec has no {key} ({what}); it is required")
+    pops = data["populations"]
+    if isinstance(pops, list):
+        for i, p in enumerate(pops):
+            if isinstance(p, dict) and "size" not in p:
+                raise SpecError(f"populations[{i}] has no size (its number of units); it is required")
 
 
 def load_spec(path: str | Path) -> NetworkSpec:
@@ -281,8 +308,19 @@ def load_spec(path: str | Path) -> NetworkSpec:
     path = Path(path)
     if not path.exists():
         raise SpecError(f"spec file {path} does not exist")
+    if not path.is_file():
+        raise SpecError(f"spec file {path} is a directory, not a file")
     fmt = "json" if path.suffix == ".json" else "toml"
-    return loads(path.read_text(), fmt)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"spec file {path} is not UTF-8 text (byte {e.start}); is it a spec?") from None
+    except OSError as e:
+        raise SpecError(f"spec file {path} cannot be read ({e.strerror or e})") from None
+    try:
+        return loads(text, fmt)
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None
 
 
 def save_spec(spec: NetworkSpec, path: str | Path) -> None:
@@ -295,8 +333,12 @@ def _set_path(data: dict, path: str, value: Any) -> None:
     node = data
     for k in keys[:-1]:
         if k.startswith("populations[") or k == "populations":
-            idx = int(k[len("populations["):-1]) if "[" in k else 0
-            node = node["populations"][idx]
+            text = k[len("populations["):-1] if "[" in k else "0"
+            pops = node.get("populations") or []
+            if not (k == "populations" or (k.endswith("]") and text.isdigit())) or int(text) >= len(pops):
+                raise SpecError(f"{path}: populations index must be an integer in [0, {len(pops) - 1}], "
+                                f"got {k[len('populations'):] or k!r}")
+            node = pops[int(text)]
             continue
         if k not in node or not isinstance(node[k], dict):
             raise SpecError(f"{path} is not a field of the spec")

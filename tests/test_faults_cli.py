@@ -1,0 +1,145 @@
+"""Bad input gets one line that says what is wrong (exit 2 / a ValueError subclass), never a traceback."""
+import shutil
+from collections import namedtuple
+
+import pytest
+import torch
+
+import neuro
+from neuro import cli
+from neuro.spec import SpecError
+
+
+def _cli(*argv):
+    return cli.main([str(a) for a in argv])
+
+
+def _one_line_error(capsys, *fragments):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for f in fragments:
+        assert f in err, err
+    return err
+
+
+@pytest.fixture
+def small(tmp_path):
+    path = tmp_path / "small.toml"
+    neuro.save_spec(neuro.models.load("romo_rate").replace(**{"populations[0].size": 16}), path)
+    return path
+
+
+def _train(small, out, *extra):
+    return _cli("train", small, "--iterations", 1, "--batch-size", 2, "--no-progress", "--out", out, *extra)
+
+
+# -- neuro train ------------------------------------------------------------------------------
+
+def test_zero_iterations(small, tmp_path, capsys):
+    assert _train(small, tmp_path / "r", "--iterations", 0) == 2
+    _one_line_error(capsys, "--iterations must be >= 1")
+
+
+def test_out_is_a_file_under_a_file_or_unwritable(small, tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert _train(small, tmp_path / "f") == 2
+    _one_line_error(capsys, "is a file, not a folder")
+    assert _train(small, tmp_path / "f" / "run") == 2
+    _one_line_error(capsys, "which is a file")
+    assert _train(small, "/proc/neuro-run") == 2          # unwritable even for root
+    _one_line_error(capsys, "cannot be written")
+
+
+def test_full_disk_is_refused_before_training(small, tmp_path, capsys, monkeypatch):
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 1000, 1000))
+    assert _train(small, tmp_path / "r") == 2
+    _one_line_error(capsys, "MiB free")
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_reward_rule_on_a_supervised_task(small, tmp_path, capsys):
+    assert _train(small, tmp_path / "r", "--rule", "reinforce") == 2
+    _one_line_error(capsys, "learns from rewards")
+
+
+def test_compare_with_an_online_rule(capsys):
+    assert _cli("compare", "romo_rate", "--rule", "force", "--iterations", 1) == 2
+    _one_line_error(capsys, "online rule")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda():
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 16})
+    with pytest.raises(ValueError, match="no CUDA device"):
+        neuro.train_ensemble(spec, neuro.tasks.get("romo"), "bptt", [{"seed": 0}], iterations=1, batch_size=2,
+                             device="cuda", progress=False)
+    with pytest.raises(ValueError, match="device must be"):
+        neuro.ensemble.check_device("gpu7")
+
+
+def test_unreachable_cluster(monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setenv("NEURO_CLUSTER_TIMEOUT", "1")
+    from neuro.executors import ClusterError, make_executor
+    with pytest.raises(ClusterError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        make_executor("tcp://127.0.0.1:9")
+    with pytest.raises(ValueError, match="cluster address must be"):
+        make_executor("http://nowhere")
+
+
+def test_plot_of_an_empty_history(tmp_path, capsys):
+    (tmp_path / "history.csv").write_text("iteration,loss,accuracy\n")
+    assert _cli("plot", tmp_path) == 2
+    _one_line_error(capsys, "no rows yet")
+    (tmp_path / "history.csv").write_text("iteration,loss,accuracy\n0,abc,1\n")
+    assert _cli("plot", tmp_path) == 2
+    _one_line_error(capsys, "not a history table")
+
+
+# -- spec files -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,content,match", [
+    ("empty.toml", "", "the spec is empty"),
+    ("nodt.toml", None, "no dt"),
+    ("nopop.toml", 'dt = 20.0\nn_inputs = 1\n', "no populations"),
+    ("nosize.toml", 'dt = 20.0\n[[populations]]\nname = "h"\n', r"populations\[0\] has no size"),
+    ("booltrue.toml", None, r"populations\[0\].size must be an integer"),
+    ("bad.json", '{"dt": 20.0,', "not valid JSON"),
+    ("list.json", '[1, 2]', "must be a table"),
+    ("latin.toml", b'name = "caf\xe9"\n', "not UTF-8"),
+])
+def test_bad_spec_files(tmp_path, name, content, match):
+    text = neuro.spec.dumps(neuro.models.load("romo_rate"))
+    if name == "nodt.toml":
+        content = text.replace("dt = 20.0\n", "")
+    if name == "booltrue.toml":
+        content = text.replace("size = 64", "size = true")
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(SpecError, match=match) as info:
+        neuro.load_spec(path)
+    assert len(str(info.value).splitlines()) == 1
+    assert str(path) in str(info.value)
+
+
+def test_a_directory_as_spec(tmp_path, capsys):
+    (tmp_path / "d.toml").mkdir()
+    with pytest.raises(SpecError, match="is a directory"):
+        neuro.load_spec(tmp_path / "d.toml")
+    assert _cli("train", tmp_path / "d.toml", "--out", tmp_path / "r") == 2
+    _one_line_error(capsys, "is a directory")
+
+
+@pytest.mark.parametrize("key", ["populations[3].size", "populations[x].size", "populations[-1].size",
+                                 "populations[0.size"])
+def test_replace_with_a_bad_population_index(key):
+    with pytest.raises(SpecError, match="populations index"):
+        neuro.models.load("romo_rate").replace(**{key: 8})
+
+
+def test_bools_are_not_sizes():
+    spec = neuro.models.load("romo_rate")
+    for key in ("n_inputs", "n_outputs", "populations[0].size"):
+        with pytest.raises(SpecError, match="an integer >= 1"):
+            spec.replace(**{key: True})
