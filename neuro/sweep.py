@@ -106,12 +106,12 @@ def _number_list(data: dict, key: str, positive: bool = True) -> list:
 
 
 def _seeds(value, key: str) -> list:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100_000:
         return list(range(value))
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                                  for s in value):
         return list(value)
-    raise ValueError(f"{key} must be a count >= 1 or a list of integers >= 0, got {value!r}")
+    raise ValueError(f"{key} must be a count in [1, 100000] or a list of integers >= 0, got {value!r}")
 
 
 def _positive_int(data: dict, key: str, default):
@@ -146,6 +146,8 @@ def load_experiment(source, base_dir=None) -> Experiment:
         if key not in data:
             raise ValueError(f"experiment needs '{key}'")
     spec_ref = data["spec"]
+    if not isinstance(spec_ref, str):
+        raise ValueError(f"spec must be a ready model name or a spec file path, got {spec_ref!r}")
     spec_path = Path(base_dir or ".") / spec_ref
     if str(spec_ref).endswith((".toml", ".json")) or spec_path.exists():
         spec = neuro.load_spec(spec_path)
