@@ -5,9 +5,9 @@ as tasks finish (in any order), and is a context manager.  ``fn`` must be a
 module-level function and ``items`` plain data, so the same call runs on any of
 them; no scheduler of our own — the pool is ``concurrent.futures``, clusters are
 Dask's ``distributed`` or Ray.  ``make_executor(cluster=…)`` picks one from an
-address: ``tcp://host:8786`` (a Dask scheduler), ``ray://host:10001`` or ``ray``
-(an existing Ray cluster), none (local pool).  Dask and Ray are imported here
-only, and only when asked for.
+address: ``tcp://host:8786`` (a Dask scheduler), none (local pool).  ``ray://host:10001``
+or ``ray`` reach an existing Ray cluster, but Ray is not installed with neuro and this path
+is untested (see DEVELOPERS.md).  Dask and Ray are imported here only, and only when asked for.
 """
 from __future__ import annotations
 

@@ -535,7 +535,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default: one per core; 0 = run in this process)")
     p.add_argument("--cluster", default=None,
-                   help="run the chunks on a cluster: tcp://HOST:PORT (Dask scheduler), ray://HOST:PORT or 'ray'")
+                   help="run the chunks on a Dask cluster: tcp://HOST:PORT (its scheduler)")
     p.add_argument("--device", default=None, help="override the experiment's device (cpu, cuda, cuda:N)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

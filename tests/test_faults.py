@@ -15,7 +15,7 @@ import torch
 
 import neuro
 from neuro import cli
-from neuro.io import CheckpointError, atomic_torch_save, atomic_write_text, load_checkpoint
+import neuro.io as nio
 
 
 def _spec(size=16, noise=0.0, **changes):
@@ -77,7 +77,7 @@ def test_checkpoint_with_code_is_refused_by_lyapunov_export_and_resume(tmp_path,
 def test_ensemble_checkpoint_with_code_is_refused(tmp_path):
     spec = _spec(16)
     _plant_payload(tmp_path / "ensemble.pt")
-    with pytest.raises(CheckpointError, match="ensemble.pt"):
+    with pytest.raises(nio.CheckpointError, match="ensemble.pt"):
         neuro.train_ensemble(spec, _romo(spec), "bptt", [{"seed": 0}], iterations=1, batch_size=2,
                              run_dir=tmp_path, progress=False)
     assert not (tmp_path / "PWNED_MARKER").exists()
@@ -85,11 +85,11 @@ def test_ensemble_checkpoint_with_code_is_refused(tmp_path):
 
 def test_saving_anything_but_plain_data_is_refused(tmp_path):
     with pytest.raises(TypeError, match="plain data"):
-        atomic_torch_save({"model": {"w": torch.zeros(2)}, "rule": neuro.rules.get("bptt")}, tmp_path / "c.pt")
+        nio.atomic_torch_save({"model": {"w": torch.zeros(2)}, "rule": neuro.rules.get("bptt")}, tmp_path / "c.pt")
     assert not (tmp_path / "c.pt").exists()
-    atomic_torch_save({"w": torch.arange(3.0), "n": 1, "h": [1.5, None], "g": torch.Generator().get_state()},
+    nio.atomic_torch_save({"w": torch.arange(3.0), "n": 1, "h": [1.5, None], "g": torch.Generator().get_state()},
                       tmp_path / "ok.pt")
-    back = load_checkpoint(tmp_path / "ok.pt")
+    back = nio.load_checkpoint(tmp_path / "ok.pt")
     assert back["w"].tolist() == [0.0, 1.0, 2.0] and back["h"] == [1.5, None]
 
 
@@ -138,7 +138,7 @@ def _interrupted_equals_uninterrupted(tmp_path, make_net, task, rule_name, itera
     with pytest.raises(_Killed):
         neuro.train(net, task, _DiesAt(neuro.rules.get(rule_name), 5), iterations=iterations, run_dir=tmp_path,
                     checkpoint_every=3, **kw)
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == 3
+    assert nio.load_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == 3
     net = make_net()
     resumed = neuro.train(net, task, neuro.rules.get(rule_name), iterations=iterations, run_dir=tmp_path,
                           checkpoint_every=3, **kw)
@@ -179,7 +179,7 @@ def test_sigkilled_cli_run_resumes_bit_identical(tmp_path, small_spec_file):
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["iteration"] == 4
+    assert nio.load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["iteration"] == 4
     assert _cli("train", noisy, "--iterations", 9, "--batch-size", 2, "--no-progress", "--out",
                 tmp_path / "killed") == 0
     assert _cli("train", noisy, "--iterations", 9, "--batch-size", 2, "--no-progress", "--out",
@@ -197,7 +197,7 @@ def test_lif_training_stops_when_it_diverges(tmp_path):
         neuro.train(net, task, neuro.rules.get("bptt"), iterations=10, lr=1e9, batch_size=2, run_dir=tmp_path,
                     progress=False)
     assert len(info.value.history) < 10
-    w = load_checkpoint(tmp_path / "checkpoint.pt")["model"]
+    w = nio.load_checkpoint(tmp_path / "checkpoint.pt")["model"]
     assert max(float(v.abs().max()) for v in w.values() if v is not None and v.is_floating_point()) < 1e3
 
 
@@ -224,12 +224,12 @@ def test_divergence_rerun_keeps_history_and_takes_the_new_lr(tmp_path, small_spe
     args = ("train", small_spec_file, "--iterations", 6, "--batch-size", 2, "--no-progress", "--out", run)
     assert _cli(*args, "--lr", 1e9) == 2
     assert "iteration" in capsys.readouterr().err
-    stored = load_checkpoint(run / "checkpoint.pt")
+    stored = nio.load_checkpoint(run / "checkpoint.pt")
     assert stored["optimizer"] is None or stored["optimizer"]["param_groups"][0]["lr"] == 1e-3
     assert _cli(*args, "--lr", 1e-3) == 0
     rows = [int(r["iteration"]) for r in csv.DictReader(open(run / "history.csv"))]
     assert rows == list(range(6))
-    state = load_checkpoint(run / "checkpoint.pt")
+    state = nio.load_checkpoint(run / "checkpoint.pt")
     assert state["optimizer"]["param_groups"][0]["lr"] == 1e-3
 
 
@@ -240,7 +240,7 @@ def test_resume_uses_the_given_lr_not_the_stored_one(tmp_path):
                 progress=False)
     neuro.train(_net(spec), task, neuro.rules.get("bptt"), iterations=3, lr=1e-4, batch_size=2, run_dir=tmp_path,
                 progress=False)
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["optimizer"]["param_groups"][0]["lr"] == 1e-4
+    assert nio.load_checkpoint(tmp_path / "checkpoint.pt")["optimizer"]["param_groups"][0]["lr"] == 1e-4
 
 
 # -- 9. a run folder without its checkpoint is refused ------------------------------------------------
@@ -294,10 +294,10 @@ def test_memory_estimate_counts_activations_and_weights():
 def test_atomic_writes_follow_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
-        atomic_write_text(tmp_path / "a.txt", "x")
-        atomic_torch_save({"w": torch.zeros(1)}, tmp_path / "c.pt")
+        nio.atomic_write_text(tmp_path / "a.txt", "x")
+        nio.atomic_torch_save({"w": torch.zeros(1)}, tmp_path / "c.pt")
         os.umask(0o027)
-        atomic_write_text(tmp_path / "b.txt", "x")
+        nio.atomic_write_text(tmp_path / "b.txt", "x")
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
@@ -311,12 +311,12 @@ def test_atomic_writes_follow_the_umask(tmp_path):
 def test_broken_checkpoints_name_the_file(tmp_path, content):
     path = tmp_path / "checkpoint.pt"
     if content == "truncate":
-        atomic_torch_save({"w": torch.zeros(1000)}, path)
+        nio.atomic_torch_save({"w": torch.zeros(1000)}, path)
         path.write_bytes(path.read_bytes()[:300])
     else:
         path.write_bytes(content)
-    with pytest.raises(CheckpointError, match="checkpoint.pt") as info:
-        load_checkpoint(path)
+    with pytest.raises(nio.CheckpointError, match="checkpoint.pt") as info:
+        nio.load_checkpoint(path)
     assert len(str(info.value).splitlines()) == 1
 
 
