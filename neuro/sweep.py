@@ -111,7 +111,7 @@ def _seeds(value, key: str) -> list:
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                                  for s in value):
         return list(value)
-    raise ValueError(f"{key} must be a count in [1, 100000] or a list of integers >= 0, got {value!r}")
+    raise ValueError(f"{key} must be a count >= 1 (at most 100000) or a list of integers >= 0, got {value!r}")
 
 
 def _positive_int(data: dict, key: str, default):

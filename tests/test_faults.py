@@ -9,13 +9,12 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 import torch
 
 import neuro
-from neuro import cli
 import neuro.io as nio
+from neuro import cli
 
 
 def _spec(size=16, noise=0.0, **changes):

@@ -2,10 +2,8 @@
 (exit code 2, or a ValueError/SpecError subclass), never in a traceback from inside torch, numpy or
 the kernel, and never hangs (an alarm bounds every case)."""
 import json
-import math
 import random
 import signal
-import sys
 from contextlib import contextmanager
 
 import pytest

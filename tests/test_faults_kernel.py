@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from neuro.backends import rate_kernel
 
 import neuro
-from neuro.backends import rate_kernel
 
 pytestmark = pytest.mark.skipif(rate_kernel.library() is None, reason="no C compiler: the kernel is not built")
 
