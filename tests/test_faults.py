@@ -58,6 +58,7 @@ def _plant_payload(path):
         torch.save({"model": _Payload()}, fh)
 
 
+@pytest.mark.slow
 def test_checkpoint_with_code_is_refused_by_lyapunov_export_and_resume(tmp_path, small_spec_file, capsys,
                                                                        monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -159,6 +160,7 @@ def test_lif_network_resumes_bit_identical(tmp_path):
                                       batch_size=2)
 
 
+@pytest.mark.slow
 def test_sigkilled_cli_run_resumes_bit_identical(tmp_path, small_spec_file):
     noisy = tmp_path / "noisy.toml"
     neuro.save_spec(_spec(16, noise=0.1), noisy)

@@ -78,6 +78,7 @@ def test_cuda_without_cuda():
         neuro.ensemble.check_device("gpu7")
 
 
+@pytest.mark.cluster
 def test_unreachable_cluster(monkeypatch):
     pytest.importorskip("distributed")
     monkeypatch.setenv("NEURO_CLUSTER_TIMEOUT", "1")

@@ -167,6 +167,7 @@ def _argv_cases(rng, spec_file, tmp_path):
     return cases + others
 
 
+@pytest.mark.slow
 def test_generated_bad_command_lines(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec_file = tmp_path / "small.toml"

@@ -70,6 +70,7 @@ def test_nan_propagates_like_the_pytorch_path(where):
     torch.testing.assert_close(fast[finite].double(), ref[finite], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_truncated_cached_library_is_rebuilt_with_a_warning(tmp_path):
     lib = Path(rate_kernel.library()._name)          # the library this process loaded
     (tmp_path / lib.name).write_bytes(lib.read_bytes()[:4096])      # truncated (a full disk, a killed copy)
