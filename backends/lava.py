@@ -371,3 +371,165 @@ def export_lava(net, path=None, precision: str = "float", **options) -> LavaNetw
         raise ValueError(f"cannot export to Lava: a {getattr(net, 'backend', type(net).__name__)!r} network — "
                          f"rate neurons; compile the spec with backend 'lif'")
     return LavaNetwork(net.spec, net.weights(), precision=precision, **options)
+
+
+# -- on-chip e-prop: a LearningDense with e-prop as a Loihi three-factor rule ------------------------
+
+def _onchip_classes():
+    """The Lava processes and models of on-chip e-prop (see ``neuro/onchip.py`` for the mapping):
+
+    - ``LearningLIF`` run by ``_EpropLIFModel``: Lava's float LIF that, like a Loihi 2 neuron
+      program, sends its spikes as back-propagating spikes, ``y1 = ψ(v - v_th)`` (before the reset)
+      and ``y2 =`` the third factor it receives on ``a_third_factor_in``; lava-nc 0.10's own
+      ``LearningLIF`` models send no y values;
+    - ``HostReadout``: the host — reads the spikes, filters them, computes the readout, the error
+      and the learning signal ``L = B·∂loss/∂y``, and sends ``η·L`` to the neurons one step later.
+    """
+    global _ONCHIP
+    if _ONCHIP is not None:
+        return _ONCHIP
+    lv = _import_lava()
+    from lava.magma.core.decorator import implements, requires, tag
+    from lava.magma.core.model.py.model import PyLoihiProcessModel
+    from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.process.ports.ports import InPort, OutPort
+    from lava.magma.core.process.process import AbstractProcess
+    from lava.magma.core.process.variable import Var
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+    from lava.proc.dense.process import LearningDense
+    from lava.proc.lif.models import PyLearningLifModelFloat
+    from lava.proc.lif.process import LearningLIF
+    from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
+    from neuro.onchip import step_error
+
+    @implements(proc=LearningLIF, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("floating_pt")
+    class _EpropLIFModel(PyLearningLifModelFloat):
+        def run_spk(self):
+            a_in = self.a_in.recv()
+            third = self.a_third_factor_in.recv()
+            self.subthr_dynamics(activation_in=a_in)
+            spikes = self.v > self.vth
+            mapping = self.proc_params["mapping"]
+            comp = self.proc_params["y_compensation"]
+            psi = mapping.pseudo_derivative(np.asarray(self.v, dtype=float))
+            self.v[spikes] = 0
+            self.s_out.send(spikes)
+            self.s_out_bap.send(spikes)
+            self.s_out_y1.send(psi * comp)
+            self.s_out_y2.send(np.asarray(third, dtype=float) * comp)
+            self.s_out_y3.send(np.zeros_like(psi))
+
+    class HostReadout(AbstractProcess):
+        def __init__(self, *, n: int, **params):
+            super().__init__(n=n, **params)
+            self.s_in = InPort(shape=(n,))
+            self.l_out = OutPort(shape=(n,))
+            self.loss = Var(shape=(1,), init=0.0)
+
+    @implements(proc=HostReadout, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("floating_pt")
+    class _HostReadoutModel(PyLoihiProcessModel):
+        s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+        l_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+        loss: np.ndarray = LavaPyType(np.ndarray, float)
+
+        def __init__(self, proc_params):
+            super().__init__(proc_params)
+            p = proc_params
+            self.r = np.zeros(p["n"])
+            self.buffer = np.zeros(p["n"])
+
+        def run_spk(self):
+            p = self.proc_params
+            self.l_out.send(self.buffer)                  # the previous step's learning signal
+            s = np.asarray(self.s_in.recv(), dtype=float)
+            t = self.time_step - 1
+            if t >= len(p["mask"]):
+                self.buffer = np.zeros_like(self.buffer)
+                return
+            self.r = p["kappa"] * self.r + s
+            y = p["W_out"] @ self.r + p["b_out"]
+            err = step_error(p["kind"], y, p["target"][t], float(p["mask"][t]), p["norm"])
+            self.buffer = p["eta"] * (p["feedback"] @ err)
+
+    _ONCHIP = dict(LearningDense=LearningDense, LearningLIF=LearningLIF, Rule=Loihi3FLearningRule,
+                   HostReadout=HostReadout, models={LearningLIF: _EpropLIFModel, HostReadout: _HostReadoutModel})
+    return _ONCHIP
+
+
+_ONCHIP = None
+
+
+def onchip_eprop_trial(spec, weights, inputs, target=None, mask=None, kind: str = "classification",
+                       eta: float = 1e-3, learning_signal=None, precision: str = "float") -> dict:
+    """One trial of on-chip e-prop in Lava: the recurrent weights learn online on a ``LearningDense``
+    with e-prop as a ``Loihi3FLearningRule`` (``t_epoch = 1``), the learning signal coming from a host
+    readout process (or, given ``learning_signal [T, N]``, from a source, for checks).
+
+    ``inputs [T, n_in]`` (one trial); returns ``W_rec`` (after the trial), ``dW``, ``spikes [T, N]``,
+    the tags ``t`` (ε^v) and ``d`` (ē).  Runs T + 1 steps: the last epoch applies the last update.
+    Only ``precision="float"`` (Lava's fixed-point learning engine is modelled by
+    ``neuro.onchip.FixedPoint``)."""
+    from neuro.onchip import EpropMapping, Y_TAU_3F
+    if precision != "float":
+        raise ValueError("on-chip e-prop in Lava runs in floating point only: Lava's fixed-point LearningDense "
+                         "is bit-approximate; neuro.onchip.ChipEprop(precision='fixed') models its arithmetic")
+    mapping = EpropMapping.from_spec(spec)
+    _refuse(spec, "float")
+    cls = _onchip_classes()
+    lv = _import_lava()
+    x = np.asarray(inputs.detach().cpu() if torch.is_tensor(inputs) else inputs, dtype=float)
+    if x.ndim != 2 or x.shape[1] != spec.n_inputs:
+        raise ValueError(f"inputs must have shape [T, n_inputs={spec.n_inputs}] (one trial), got {x.shape}")
+    T, n = x.shape[0], spec.n_hidden
+    currents = np.zeros((n, T + 1))
+    currents[:, :T] = (x @ (np.asarray(weights.W_in) * np.asarray(weights.mask_in)).T).T
+    bias = np.asarray(weights.b, float) if spec.recurrent.bias else np.zeros(n)
+    rule = cls["Rule"](**mapping.rules(), x1_impulse=1.0, x1_tau=mapping.x1_tau, t_epoch=1)
+    source = lv.Source(data=currents)
+    lif = cls["LearningLIF"](shape=(n,), u=np.zeros(n), v=np.zeros(n), du=1 - mapping.a, dv=1 - mapping.b,
+                             vth=spec.neuron.v_th, bias_mant=bias, learning_rule=rule, mapping=mapping,
+                             y_compensation=math.exp(1.0 / Y_TAU_3F))
+    dense = cls["LearningDense"](weights=np.asarray(weights.W_rec, float).copy(), learning_rule=rule,
+                                 tag_1=np.zeros((n, n)), tag_2=np.zeros((n, n)))
+    sink = lv.Sink(shape=(n,), buffer=T + 1)
+    source.s_out.connect(lif.a_in)
+    dense.a_out.connect(lif.a_in)
+    lif.s_out.connect(dense.s_in)
+    lif.s_out_bap.connect(dense.s_in_bap)
+    lif.s_out_y1.connect(dense.s_in_y1)
+    lif.s_out_y2.connect(dense.s_in_y2)
+    lif.s_out_y3.connect(dense.s_in_y3)
+    lif.s_out.connect(sink.a_in)
+    if learning_signal is not None:
+        L = np.asarray(learning_signal, float)
+        delayed = np.zeros((n, T + 1))
+        delayed[:, 1:] = eta * L.T                                # η·L[t] reaches the synapses at step t + 1
+        third = lv.Source(data=delayed)
+    else:
+        W_out = np.asarray(weights.W_out, float)
+        feedback = W_out.T if spec.feedback.kind != "random" else np.asarray(weights.B, float)
+        third = cls["HostReadout"](n=n, W_out=W_out, b_out=np.asarray(weights.b_out, float) if spec.readout.bias
+                                   else np.zeros(W_out.shape[0]), feedback=feedback, kappa=mapping.kappa, kind=kind,
+                                   target=np.asarray(target), mask=np.asarray(mask, float),
+                                   norm=float(np.sum(mask)), eta=eta)
+        lif.s_out.connect(third.s_in)
+    (third.s_out if learning_signal is not None else third.l_out).connect(lif.a_third_factor_in)
+    models = {lif: cls["models"][cls["LearningLIF"]]}               # Lava keys this map by process instance
+    if learning_signal is None:
+        models[third] = cls["models"][cls["HostReadout"]]
+    cfg = lv.Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map=models)
+    try:
+        lif.run(condition=lv.RunSteps(num_steps=T + 1), run_cfg=cfg)
+        W_after = np.asarray(dense.weights.get(), float)
+        tags = np.asarray(dense.tag_1.get(), float), np.asarray(dense.tag_2.get(), float)
+        spikes = np.asarray(sink.data.get(), float).T[:T]
+    finally:
+        lif.stop()
+    return {"W_rec": W_after, "dW": W_after - np.asarray(weights.W_rec, float), "spikes": (spikes != 0).astype(float),
+            "tag_t": tags[0], "tag_d": tags[1]}
