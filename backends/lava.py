@@ -34,8 +34,12 @@ separates weight quantization from Loihi's integer state arithmetic.
 The readout (filtered spikes → ``W_out``) is computed from the recorded spikes, in float64.
 
 Lava cannot express (and the export refuses, naming it): rate neurons, reset by subtraction, a slow
-second current, refractoriness in fixed point (``LIFRefractory`` has only a float model), and
-plasticity during the run.
+second current, refractoriness in fixed point (``LIFRefractory`` has only a float model).
+
+On-chip learning: ``onchip_eprop_trial`` runs e-prop (Bellec et al. 2020) as a ``Loihi3FLearningRule``
+on a ``LearningDense`` in floating point, with a LIF model that sends the pseudo-derivative and the
+third factor as its y values and a host process for the readout (the mapping, its approximations and
+the fixed-point model are in ``neuro/onchip.py``).
 
 Python 3.11: lava's ``var_model.py`` uses ``ByteEncoder()`` instances as dataclass defaults, which
 3.11 rejects; an import hook serves that module with ``field(default_factory=ByteEncoder)`` instead,
@@ -388,7 +392,7 @@ def _onchip_classes():
     global _ONCHIP
     if _ONCHIP is not None:
         return _ONCHIP
-    lv = _import_lava()
+    _import_lava()
     from lava.magma.core.decorator import implements, requires, tag
     from lava.magma.core.model.py.model import PyLoihiProcessModel
     from lava.magma.core.model.py.ports import PyInPort, PyOutPort

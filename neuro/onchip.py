@@ -13,41 +13,44 @@ postsynaptic neuron ``y0`` (it spiked in this epoch) and the values ``y1, y2, y3
 postsynaptic neuron sends (the third factor).  Every learning epoch (``t_epoch`` steps) it adds to
 each synaptic variable a sum of products of these.  The mapping, at ``t_epoch = 1``:
 
-=====================================  =================================================  =========
-torch e-prop term                      Loihi / Lava                                        in float
-=====================================  =================================================  =========
-``ε^u_j`` current filter of s_j        trace ``x1``: impulse 1, ``τ = -1/ln(1-du)``         exact
-``ε^v_ij`` membrane filter, reset κ_i  tag ``t``: ``dt = (b-1)·t - b·y0·t + x1``             exact
-``ψ_i`` pseudo-derivative              ``y1`` computed by the neuron from its voltage        exact
-``ē_ij = F_κ(ψ_i ε^v_ij)`` readout     tag ``d``: ``dd = (κ-1)·d + y1·t``                   exact
-``L_i`` learning signal                ``y2`` = third factor from the host's readout          exact
-``ΔW_ij = -η Σ_t L_i ē_ij``            ``dw = -η·y2·d`` every epoch (1 step)                online
-=====================================  =================================================  =========
+=====================================  =====================================================  ==================
+torch e-prop term                      Loihi / Lava                                           in float
+=====================================  =====================================================  ==================
+``ε^u_j`` current filter of s_j        trace ``x1``: impulse 1, ``τ = -1/ln(1-du)``             exact
+``ε^v_ij`` membrane filter, reset κ_i  tag ``t``: ``dt = (b-1)·t - b·y0·t + x1``                 decays to 2^-7
+``ψ_i`` pseudo-derivative              ``y1``, computed by the neuron from its voltage           exact
+``ē_ij = F_κ(ψ_i ε^v_ij)`` readout     tag ``d``: ``dd = (κ-1)·d + y1·t``                       decay to 2^-7
+``L_i`` learning signal                ``y2 = η·L_i``, the third factor from the host's readout   exact, 1 step late
+``ΔW_ij = -η Σ_t L_i ē_ij``            ``dw = -y2·d`` every epoch (``t_epoch = 1``)              online
+=====================================  =====================================================  ==================
 
 (``b = 1-dv``, ``κ = 1 - d_readout``; every product carries Lava's ``u0`` dependency, i.e. it is
-evaluated every epoch.)  What is approximated, and by how much (``neuro reproduce onchip`` and
-``tests/test_onchip.py`` measure each):
+evaluated every epoch, except ``y0·t``, evaluated when the postsynaptic neuron spiked.)  What is
+approximated, and by how much (``tests/test_onchip.py`` and ``neuro reproduce onchip`` measure each):
 
 - **epoch granularity**: the chip sums over time only by writing the weight every epoch, so the
   weights change *during* the trial (online e-prop) and trial after trial, while the torch rule
   sums the whole batch with frozen weights and steps once.  ``t_epoch = 1`` is needed: a longer
-  epoch evaluates the products once per epoch (at the last step, or at spike times), so the
+  epoch evaluates the products once per epoch (at its last step, or at spike times), so the
   product ``L_i[t] ē_ij[t]`` of two time-varying factors cannot be summed within an epoch.
 - **timing**: the learning signal reaches the synapse one step late (the host's readout answers
   after the spikes), so ``dw`` of epoch t+1 uses ``L[t] ē[t]``; a trial needs one extra step.
-- **literals**: Lava's rule constants are ``m·2^e`` integers; the decays are written with a
-  31-bit mantissa (relative error < 5e-10).
+- **literals**: a product's scale in a Lava rule is a 4-bit mantissa times ``2^e`` with ``e >= -7``
+  (``lava/magma/core/learning/product_series.py``, in float too), so the tags' decays ``b - 1``,
+  ``-b`` and ``κ - 1`` are written as multiples of ``2^-7`` (sums of products); the learning rate
+  cannot be a literal at all and rides on the third factor.
 - **y decay**: Lava's 3F rule decays the y values by ``exp(-1/65535)`` per epoch (the largest
   16-bit time constant stands for "no decay"); the neuron sends ``y·exp(1/65535)`` to cancel it.
+- **pseudo-derivative**: exact in float (the neuron computes it); a 7-bit ``y1`` in fixed point.
 - **fixed point** (``FixedPoint``): traces 7 bit (``x1``), tags 8 bit, y values 7 bit (the
-  signed learning signal is split into ``y2 = L⁺`` and ``y3 = L⁻``: Loihi's traces are
+  signed learning signal would be split into ``y2 = L⁺`` and ``y3 = L⁻``: Loihi's traces are
   unsigned), weights on the 8-bit grid of ``loihi_quantization``, with stochastic (Loihi's) or
-  nearest rounding at every write.
+  nearest rounding at every write; scales are set so that nothing saturates at one spike per step.
 - **the product of the two filters**: with separable traces only (no tags), ``ε^v_j`` would be
   ``(a·x1 - b·x2)/(a-b)`` from two presynaptic traces with the synaptic and membrane time
   constants (partial fractions of the cascade), exact without the reset but blind to it: the
   reset factor ``κ_i = 1 - s_i`` is postsynaptic, so ``ε^v_ij`` is per synapse and needs a tag.
-  ``separable_eligibility_error`` measures what ignoring it would cost.
+  ``ChipEprop(separable=True)`` drops it; ``tests/test_onchip.py`` measures what that costs.
 
 What the chip cannot do (refused by name, ``refuse_onchip``): learning ``W_in`` (the inputs are
 analog currents computed off-chip), a trainable hidden bias, Dale's law, sparse recurrent masks,
@@ -132,6 +135,7 @@ class EpropMapping:
     surrogate: str
     slope: float
     constants: str = "lava"   # "lava": the tags' decays as Lava's literals write them; "exact"
+    separable: bool = False   # ε^v_j without the postsynaptic reset (what two x traces could hold)
 
     @property
     def leak(self) -> float:
@@ -141,6 +145,8 @@ class EpropMapping:
     @property
     def reset(self) -> float:
         """The coefficient of ``y0·t`` in ``dt`` (``-b``: the reset zeroes ε^v of a neuron that spiked)."""
+        if self.separable:
+            return 0.0
         return literal_value(self.b) if self.constants == "lava" else self.b
 
     @property
@@ -149,13 +155,14 @@ class EpropMapping:
         return literal_value(self.kappa - 1) if self.constants == "lava" else self.kappa - 1
 
     @classmethod
-    def from_spec(cls, spec, constants: str = "lava") -> "EpropMapping":
+    def from_spec(cls, spec, constants: str = "lava", separable: bool = False) -> "EpropMapping":
         refuse_onchip(spec)
         if constants not in ("lava", "exact"):
             raise ValueError(f"constants must be 'lava' or 'exact', got {constants!r}")
         c = lif_constants(spec.neuron, spec.dt)
         return cls(a=1 - c.du, b=1 - c.dv, kappa=1 - c.d_readout, v_th=spec.neuron.v_th,
-                   surrogate=spec.neuron.surrogate, slope=spec.neuron.surrogate_slope, constants=constants)
+                   surrogate=spec.neuron.surrogate, slope=spec.neuron.surrogate_slope, constants=constants,
+                   separable=separable)
 
     @property
     def x1_tau(self) -> float:
@@ -188,11 +195,11 @@ class EpropMapping:
         """(torch e-prop term, Lava trace / factor, how exact) rows, for reports."""
         return [
             ("ε^u_j = (1-du) ε^u_j + s_j", f"x1: impulse 1, tau = {self.x1_tau:.4f}", "exact"),
-            ("ε^v_ij = (1-dv)(1-s_i) ε^v_ij + ε^u_j", "tag t: dt = (b-1) t - b y0 t + x1", "exact (31-bit literals)"),
+            ("ε^v_ij = (1-dv)(1-s_i) ε^v_ij + ε^u_j", "tag t: dt = (b-1) t - b y0 t + x1", "decays to 2^-7"),
             ("ψ_i (surrogate derivative)", "y1, sent by the neuron", "exact"),
-            ("ē_ij = κ ē_ij + ψ_i ε^v_ij", "tag d: dd = (κ-1) d + y1 t", "exact (31-bit literals)"),
-            ("L_i = Σ_k B_ik ∂loss/∂y_k", "y2 (third factor, from the host readout, one step late)", "exact"),
-            ("ΔW_ij = -η Σ_t L_i ē_ij", "dw = -η y2 d, t_epoch = 1", "online: weights move within the trial"),
+            ("ē_ij = κ ē_ij + ψ_i ε^v_ij", "tag d: dd = (κ-1) d + y1 t", "decay to 2^-7"),
+            ("L_i = Σ_k B_ik ∂loss/∂y_k", "y2 = η L_i (third factor, from the host readout)", "exact, one step late"),
+            ("ΔW_ij = -η Σ_t L_i ē_ij", "dw = -y2 d, t_epoch = 1", "online: weights move within the trial"),
         ]
 
 
@@ -274,10 +281,10 @@ class ChipEprop:
     """
 
     def __init__(self, spec, weights, precision: str = "float", fixed: FixedPoint | None = None, seed: int = 0,
-                 constants: str = "lava"):
+                 constants: str = "lava", separable: bool = False):
         if precision not in ("float", "fixed"):
             raise ValueError(f"precision must be 'float' or 'fixed', got {precision!r}")
-        self.map = EpropMapping.from_spec(spec, constants)
+        self.map = EpropMapping.from_spec(spec, constants, separable)
         self.spec, self.precision = spec, precision
         self.fixed = fixed or FixedPoint() if precision == "fixed" else None
         self.q = _Quantizer(self.fixed, np.random.default_rng(seed)) if self.fixed else None

@@ -1,0 +1,277 @@
+"""``neuro reproduce onchip``: e-prop learning on the simulated chip — does the initial-gain effect
+(Liu, Zhang & Liu) survive Loihi's learning engine and its precision?
+
+The 2AF LIF network (``models/2af_lif.toml`` at N = 32, dt = 20 ms, τ_syn = 20 ms: the setup of
+``neuro reproduce quantization``; inputs fixed, so every condition learns ``W_rec`` and the readout)
+is trained from several initial recurrent gains g (``W_rec ~ N(0, g²/N)``), with seeds paired
+across conditions (same initial weights, same batches):
+
+- ``bptt``: BPTT with surrogate gradients on the LIF backend;
+- ``eprop``: the torch e-prop (``neuro.rules.get("eprop")``), one step per batch;
+- ``chip-float``: e-prop as Loihi's three-factor rule (``neuro.onchip``), in floating point:
+  trial after trial, the weights written every step, the rule's constants as Lava's literals;
+- ``chip-fixed``: the same with Loihi's widths (7-bit traces and y values, 8-bit tags, weights on
+  the 8-bit grid) and stochastic rounding.
+
+All four take plain gradient steps at one learning rate (the chip has no Adam).  Each run's
+statistic is the mean log10 training loss over the last ``window`` iterations (``neuro.curves``);
+claims are paired tests across seeds with held / not held / inconclusive verdicts.  ``chip-float``
+is the numpy model of the chip, which equals Lava's ``LearningDense`` run of the rule to 1e-15
+(``tests/test_onchip.py``); one Lava trial per run checks that again here (``lava_check``).
+
+Writes ``metrics.csv`` (run × iteration), ``summary.csv`` (one row per run), ``claims.md``,
+``learning_curves.png``, ``approximations.csv`` (the size of each approximation of the rule, per
+gain), ``config.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import neuro
+from neuro import curves
+from neuro.io import atomic_write_text
+from neuro.studies import common
+
+CONDITIONS = ("bptt", "eprop", "chip-float", "chip-fixed")
+
+
+@dataclass
+class Config:
+    gains: list = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    seeds: int = 3
+    iterations: int = 30
+    batch_size: int = 8
+    lr: float = 0.5
+    n_hidden: int = 32
+    window: int = 5             # iterations at the end whose mean log10 loss is a run's statistic
+    test_trials: int = 200
+    lava_check: bool = True
+
+    @classmethod
+    def quick(cls) -> "Config":
+        return cls(gains=[0.5, 2.0], seeds=2, iterations=6, batch_size=4, window=3, test_trials=32,
+                   lava_check=False)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="2 gains, 2 seeds, 6 iterations: a few minutes on 2 cores")
+    p.add_argument("--out", default=None, help="run folder (default runs/onchip[-quick])")
+    p.add_argument("--iterations", type=int, default=None)
+    p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    cfg = Config.quick() if args.quick else Config()
+    for name in ("iterations", "seeds"):
+        if getattr(args, name, None) is not None:
+            setattr(cfg, name, getattr(args, name))
+    if cfg.seeds < 2:
+        raise ValueError(f"--seeds must be >= 2 for paired tests, got {cfg.seeds}")
+    if cfg.iterations < cfg.window:
+        raise ValueError(f"--iterations must be >= {cfg.window}, got {cfg.iterations}")
+    out = Path(args.out or ("runs/onchip-quick" if args.quick else "runs/onchip"))
+    study(cfg, out, progress=not args.no_progress)
+    print(f"results in {out}/ (claims.md, summary.csv, metrics.csv, learning_curves.png)")
+    return 0
+
+
+def base_spec(n_hidden: int):
+    return neuro.models.load("2af_lif").replace(**{"populations[0].size": n_hidden, "dt": 20.0,
+                                                   "populations[0].neuron.tau_syn": 20.0,
+                                                   "input.trainable": False})
+
+
+def _train(condition: str, spec, task, cfg: Config, seed: int):
+    """(loss curve, accuracy curve, final Weights) of one run."""
+    w = neuro.init_weights(spec, seed)
+    if condition.startswith("chip"):
+        from neuro.onchip import train_onchip
+        h = train_onchip(spec, w, task, cfg.iterations, cfg.batch_size, cfg.lr,
+                         precision=condition.split("-")[1], seed=seed)
+        return h.loss, h.accuracy, h.weights
+    torch.manual_seed(seed)
+    net = neuro.compile(spec, "lif", w)
+    try:
+        h = neuro.train(net, task, neuro.rules.get(condition), iterations=cfg.iterations, lr=cfg.lr,
+                        batch_size=cfg.batch_size, seed=seed, optimizer="sgd", progress=False)
+        loss = [float(np.mean(v)) if isinstance(v, list) else float(v) for v in h.loss]
+        return loss + [float("nan")] * (cfg.iterations - len(loss)), list(h.accuracy), net.weights()
+    except neuro.TrainingError as e:            # diverged: the curve stops, the run ranks worst
+        loss = [float(np.mean(v)) if isinstance(v, list) else float(v) for v in e.history.loss]
+        return loss + [float("inf")] * (cfg.iterations - len(loss)), list(e.history.accuracy), net.weights()
+
+
+def _lava_check(spec, task, seed: int) -> float:
+    """Max |ΔW| difference between Lava's LearningDense and the numpy chip on one trial (float)."""
+    from neuro.backends.lava import onchip_eprop_trial
+    from neuro.onchip import ChipEprop
+    w = neuro.init_weights(spec, seed)
+    b = task.batch(1, seed=(seed, 10_000), dtype=torch.float64)
+    x, tg, m = b.inputs[:, 0].numpy(), b.targets[:, 0].numpy(), b.mask[:, 0].numpy()
+    lava = onchip_eprop_trial(spec, w, x, tg, m, task.kind, eta=0.05)
+    ours = ChipEprop(spec, w).trial(x, tg, m, task.kind, eta=0.05)
+    return float(np.abs(lava["dW"] - ours["dW"]).max())
+
+
+def approximations(spec, task, seed: int, trials: int = 4, eta: float = 1e-3, fixed_eta: float = 0.1,
+                   fixed_seeds: int = 8) -> dict:
+    """Relative size ``|ΔW - ΔW_torch| / |ΔW_torch|`` of each approximation of the chip's rule, on
+    ``trials`` 2AF trials (mean), against the torch e-prop gradient of each trial (float64)."""
+    from neuro.onchip import ChipEprop, FixedPoint
+    w = neuro.init_weights(spec, seed)
+    rel = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))
+    rows = {k: [] for k in ("exact constants, frozen weights", "Lava literals (2^-7)", "online writes",
+                            "Lava literals + online (the chip, float)", "separable eligibility (no reset)",
+                            "fixed point, one trial (stochastic)", "fixed point, mean of seeds (stochastic)",
+                            "fixed point, nearest rounding")}
+    for k in range(trials):
+        b = task.batch(1, seed=(seed, 20_000 + k), dtype=torch.float64)
+        x, tg, m = b.inputs[:, 0].numpy(), b.targets[:, 0].numpy(), b.mask[:, 0].numpy()
+        net = neuro.compile(spec, "lif", w, dtype=torch.float64)
+        G = neuro.rules.get("eprop").gradients(net, b, task)["W_rec"].numpy()
+        upd = lambda eta_, **o: -ChipEprop(spec, w, **{k_: v for k_, v in o.items() if k_ != "online"}).trial(
+            x, tg, m, task.kind, eta=eta_, online=o.get("online", True))["dW"] / eta_
+        rows["exact constants, frozen weights"].append(rel(upd(eta, constants="exact", online=False), G))
+        rows["Lava literals (2^-7)"].append(rel(upd(eta, online=False), G))
+        rows["online writes"].append(rel(upd(eta, constants="exact"), G))
+        rows["Lava literals + online (the chip, float)"].append(rel(upd(eta), G))
+        rows["separable eligibility (no reset)"].append(rel(upd(eta, constants="exact", separable=True,
+                                                                online=False), G))
+        grid = ChipEprop(spec, w, precision="fixed")
+        wq = w.copy()
+        wq.W_rec = grid.W.copy()
+        ref = -ChipEprop(spec, wq).trial(x, tg, m, task.kind, eta=fixed_eta, online=False)["dW"] / fixed_eta
+        runs = np.array([upd(fixed_eta, precision="fixed", seed=s, online=False) for s in range(fixed_seeds)])
+        rows["fixed point, one trial (stochastic)"].append(float(np.mean([rel(r, ref) for r in runs])))
+        rows["fixed point, mean of seeds (stochastic)"].append(rel(runs.mean(0), ref))
+        rows["fixed point, nearest rounding"].append(rel(upd(fixed_eta, precision="fixed", online=False,
+                                                             fixed=FixedPoint(rounding="nearest")), ref))
+    return {k: float(np.mean(v)) for k, v in rows.items()}
+
+
+def study(cfg: Config, out: Path, progress: bool = True) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
+    t0 = time.time()
+    spec = base_spec(cfg.n_hidden)
+    task = neuro.tasks.get("2af", dt=spec.dt)
+    test = task.batch(cfg.test_trials, seed=999)
+    approx = [{"gain": g, **approximations(spec.replace(**{"recurrent.gain": g}), task, seed=0,
+                                            trials=1 if cfg.test_trials < 100 else 4)} for g in cfg.gains]
+    common.write_rows(out / "approximations.csv", approx)
+    runs, metrics = [], []
+    jobs = [(c, g, s) for g in cfg.gains for s in range(cfg.seeds) for c in CONDITIONS]
+    for condition, gain, seed in tqdm(jobs, desc="onchip", disable=not progress):
+        gspec = spec.replace(**{"recurrent.gain": gain})
+        t1 = time.time()
+        loss, acc, w = _train(condition, gspec, task, cfg, seed)
+        with torch.no_grad():
+            test_acc = task.accuracy(neuro.compile(gspec, "lif", w).run(test.inputs).outputs, test)
+        row = {"condition": condition, "gain": gain, "seed": seed, "seconds": round(time.time() - t1, 1),
+               "test_accuracy": float(test_acc),
+               **curves.run_statistics(loss, acc, window=(cfg.iterations - cfg.window, None),
+                                       final_window=cfg.window)}
+        if cfg.lava_check and condition == "chip-float":
+            row["lava_max_abs_dW_diff"] = _lava_check(gspec, task, seed)
+        runs.append(row)
+        metrics += [{"condition": condition, "gain": gain, "seed": seed, "iteration": i, "loss": l,
+                     "accuracy": acc[i] if i < len(acc) else float("nan")} for i, l in enumerate(loss)]
+        common.write_rows(out / "summary.csv", runs)
+        common.write_rows(out / "metrics.csv", metrics)
+    claims = _claims(cfg, runs)
+    elapsed = time.time() - t0
+    atomic_write_text(out / "claims.md", _claims_markdown(cfg, claims, runs, elapsed, approx))
+    plot(cfg, metrics, out)
+    return {"runs": runs, "claims": claims, "seconds": elapsed}
+
+
+def _stat(runs, condition, gain, key="window_log10_loss"):
+    rows = sorted((r for r in runs if r["condition"] == condition and r["gain"] == gain), key=lambda r: r["seed"])
+    return np.array([r[key] if not r["diverged"] else np.inf for r in rows], dtype=float)
+
+
+def _claims(cfg: Config, runs) -> list[dict]:
+    """The paper's gain claim per condition, and the chip against the torch rule."""
+    claims = []
+    small = min(cfg.gains)
+    ref = 1.0 if 1.0 in cfg.gains and small != 1.0 else max(cfg.gains)
+    for cond in CONDITIONS:
+        cmp = curves.compare(_stat(runs, cond, small), _stat(runs, cond, ref))
+        v, why = curves.verdict(cmp, "greater")
+        claims.append({"claim": f"gain/{cond}", "what": f"{cond}: g={small} learns worse than g={ref} "
+                       f"(higher final mean log10 loss)", "numbers": _numbers(cmp), "verdict": v, "why": why})
+    for chip, other, margin in (("chip-float", "eprop", 0.1), ("chip-fixed", "chip-float", 0.1)):
+        for g in cfg.gains:
+            cmp = curves.compare(_stat(runs, chip, g), _stat(runs, other, g))
+            v, why = curves.verdict(cmp, "equivalent", margin=margin)
+            claims.append({"claim": f"{chip}~{other}/g={g}", "what": f"{chip} learns as {other} does at g={g} "
+                           f"(final mean log10 loss within ±{margin})", "numbers": _numbers(cmp),
+                           "verdict": v, "why": why})
+    return claims
+
+
+def _numbers(cmp) -> str:
+    return f"{cmp.mean_a:.3f} ± {cmp.std_a:.3f} vs {cmp.mean_b:.3f} ± {cmp.std_b:.3f} (n = {cmp.n})"
+
+
+def _claims_markdown(cfg, claims, runs, elapsed, approx) -> str:
+    lines = ["# On-chip e-prop — the gain claim on Loihi's learning engine", "",
+             f"2AF, LIF N = {cfg.n_hidden}, gains {cfg.gains}, {cfg.seeds} paired seeds, {cfg.iterations} "
+             f"iterations of {cfg.batch_size} trials, SGD lr = {cfg.lr}; statistic: mean log10 training loss over "
+             f"the last {cfg.window} iterations; paired tests across seeds (`neuro.curves`).", "",
+             "| claim | statement | measured (a vs b, mean ± sd over seeds) | verdict | why |", "|---|---|---|---|---|"]
+    for c in claims:
+        lines.append(f"| {c['claim']} | {c['what']} | {c['numbers']} | {c['verdict']} | {c['why']} |")
+    lines += ["", "| condition | gain | final mean log10 loss | held-out accuracy | seconds per run |",
+              "|---|---|---|---|---|"]
+    for cond in CONDITIONS:
+        for g in cfg.gains:
+            rs = [r for r in runs if r["condition"] == cond and r["gain"] == g]
+            st = _stat(runs, cond, g)
+            acc = np.mean([r["test_accuracy"] for r in rs])
+            lines.append(f"| {cond} | {g} | {np.mean(st):.3f} ± {np.std(st, ddof=1):.3f} | {acc:.3f} | "
+                         f"{np.mean([r['seconds'] for r in rs]):.0f} |")
+    keys = [k for k in approx[0] if k != "gain"]
+    lines += ["", "Size of each approximation: |ΔW - ΔW_torch| / |ΔW_torch| for one trial (mean over trials; "
+                  "fixed point against the float chip on the same weight grid, η = 0.1 per trial), seed 0:", "",
+              "| approximation | " + " | ".join(f"g = {a['gain']}" for a in approx) + " |",
+              "|---|" + "---|" * len(approx)]
+    for k in keys:
+        lines.append(f"| {k} | " + " | ".join(f"{a[k]:.3g}" for a in approx) + " |")
+    checks = [r["lava_max_abs_dW_diff"] for r in runs if "lava_max_abs_dW_diff" in r]
+    if checks:
+        lines += ["", f"Lava's LearningDense against the numpy chip, one trial per chip-float run: max |ΔW| "
+                      f"difference {max(checks):.2g} ({len(checks)} runs)."]
+    lines += ["", f"{elapsed / 60:.1f} min on a shared 2-core machine."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(cfg: Config, metrics, out: Path) -> None:
+    from neuro.plots import pyplot
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(CONDITIONS), figsize=(3.2 * len(CONDITIONS), 3), sharey=True)
+    for ax, cond in zip(axes, CONDITIONS):
+        for i, g in enumerate(cfg.gains):
+            curves_ = np.array([[m["loss"] for m in metrics if m["condition"] == cond and m["gain"] == g
+                                 and m["seed"] == s] for s in range(cfg.seeds)], dtype=float)
+            logc = np.log10(np.where(np.isfinite(curves_) & (curves_ > 0), curves_, np.nan))
+            mean, sd = np.nanmean(logc, 0), np.nanstd(logc, 0)
+            it = np.arange(len(mean))
+            ax.plot(it, mean, color=f"C{i}", label=f"g={g}")
+            ax.fill_between(it, mean - sd, mean + sd, color=f"C{i}", alpha=0.2)
+        ax.set_title(cond)
+        ax.set_xlabel("iteration")
+    axes[0].set_ylabel("log10 training loss")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "learning_curves.png", dpi=120)
+    plt.close(fig)
