@@ -481,8 +481,8 @@ def onchip_eprop_trial(spec, weights, inputs, target=None, mask=None, kind: str 
     ``neuro.onchip.FixedPoint``)."""
     from neuro.onchip import EpropMapping, Y_TAU_3F
     if precision != "float":
-        raise ValueError("on-chip e-prop in Lava runs in floating point only: Lava's fixed-point LearningDense "
-                         "is bit-approximate; neuro.onchip.ChipEprop(precision='fixed') models its arithmetic")
+        raise ValueError("on-chip e-prop in Lava is built for floating point only; "
+                         "neuro.onchip.ChipEprop(precision='fixed') models Loihi's fixed-point learning arithmetic")
     mapping = EpropMapping.from_spec(spec)
     _refuse(spec, "float")
     cls = _onchip_classes()
