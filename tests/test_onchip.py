@@ -151,3 +151,27 @@ def test_a_separable_eligibility_without_the_reset_is_a_large_error():
     sep = -ChipEprop(spec, w, constants="exact", separable=True).trial(x, tg, m, task.kind, eta=1e-3,
                                                                        online=False)["dW"] / 1e-3
     assert _rel(sep, G) > 0.5          # 0.85 here
+
+
+def test_the_study_decides_the_gain_claim_by_a_paired_test(tmp_path):
+    """Synthetic runs: g = 0.5 ends 0.3 log10 higher than g = 2 on every seed under every condition,
+    and the chip ties the torch rule; the claims table says held / held (equivalent)."""
+    from neuro.studies import onchip as study
+    cfg = study.Config(gains=[0.5, 2.0], seeds=3, iterations=4, window=2, lava_check=False)
+    runs, metrics = [], []
+    for cond in study.CONDITIONS:
+        for g in cfg.gains:
+            for s in range(cfg.seeds):
+                stat = -1.0 + (0.3 if g == 0.5 else 0.0) + 0.01 * s + (0.001 * s if cond == "chip-fixed" else 0.0)
+                runs.append({"condition": cond, "gain": g, "seed": s, "window_log10_loss": stat, "diverged": False,
+                             "test_accuracy": 0.5, "seconds": 1.0, "lava_max_abs_dW_diff": float("nan")})
+                metrics += [{"condition": cond, "gain": g, "seed": s, "iteration": i, "loss": 10 ** stat}
+                            for i in range(cfg.iterations)]
+    claims = {c["claim"]: c["verdict"] for c in study._claims(cfg, runs)}
+    assert all(claims[f"gain/{c}"] == "held" for c in study.CONDITIONS)
+    assert claims["chip-float~eprop/g=0.5"] == "held"
+    text = study._claims_markdown(cfg, study._claims(cfg, runs), runs, 60.0,
+                                  [{"gain": 0.5, "Lava literals (2^-7)": 0.01}])
+    assert "| gain/chip-fixed |" in text and "0.01" in text
+    study.plot(cfg, metrics, tmp_path)
+    assert (tmp_path / "learning_curves.png").stat().st_size > 1000
