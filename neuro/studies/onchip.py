@@ -66,12 +66,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/onchip[-quick])")
     p.add_argument("--iterations", type=int, default=None)
     p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--gains", type=float, nargs="+", default=None, help="initial recurrent gains")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args) -> int:
     cfg = Config.quick() if args.quick else Config()
-    for name in ("iterations", "seeds"):
+    for name in ("iterations", "seeds", "gains"):
         if getattr(args, name, None) is not None:
             setattr(cfg, name, getattr(args, name))
     if cfg.seeds < 2:
@@ -165,11 +166,17 @@ def study(cfg: Config, out: Path, progress: bool = True) -> dict:
     spec = base_spec(cfg.n_hidden)
     task = neuro.tasks.get("2af", dt=spec.dt)
     test = task.batch(cfg.test_trials, seed=999)
-    approx = [{"gain": g, **approximations(spec.replace(**{"recurrent.gain": g}), task, seed=0,
-                                            trials=1 if cfg.test_trials < 100 else 4)} for g in cfg.gains]
+    done_approx = {float(r["gain"]): r for r in _read(out / "approximations.csv")}
+    approx = [{"gain": g, **({k: float(v) for k, v in done_approx[g].items() if k != "gain"} if g in done_approx else
+                             approximations(spec.replace(**{"recurrent.gain": g}), task, seed=0,
+                                            trials=1 if cfg.test_trials < 100 else 4))} for g in cfg.gains]
     common.write_rows(out / "approximations.csv", approx)
-    runs, metrics = [], []
-    jobs = [(c, g, s) for g in cfg.gains for s in range(cfg.seeds) for c in CONDITIONS]
+    # a rerun into the same folder keeps the runs it finished (same config) and trains the rest
+    runs = [_typed(r) for r in _read(out / "summary.csv") if float(r["gain"]) in cfg.gains and int(r["seed"]) < cfg.seeds]
+    done = {(r["condition"], r["gain"], r["seed"]) for r in runs}
+    metrics = [_typed(r) for r in _read(out / "metrics.csv")
+               if (r["condition"], float(r["gain"]), int(r["seed"])) in done]
+    jobs = [(c, g, s) for g in cfg.gains for s in range(cfg.seeds) for c in CONDITIONS if (c, g, s) not in done]
     for condition, gain, seed in tqdm(jobs, desc="onchip", disable=not progress):
         gspec = spec.replace(**{"recurrent.gain": gain})
         t1 = time.time()
@@ -192,6 +199,32 @@ def study(cfg: Config, out: Path, progress: bool = True) -> dict:
     atomic_write_text(out / "claims.md", _claims_markdown(cfg, claims, runs, elapsed, approx))
     plot(cfg, metrics, out)
     return {"runs": runs, "claims": claims, "seconds": elapsed}
+
+
+def _read(path: Path) -> list[dict]:
+    import csv
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _typed(row: dict) -> dict:
+    """A CSV row back as numbers (condition stays a string, diverged a bool)."""
+    out = {}
+    for k, v in row.items():
+        if k == "condition":
+            out[k] = v
+        elif k == "diverged":
+            out[k] = v == "True"
+        elif k in ("seed", "iteration", "iterations"):
+            out[k] = int(v)
+        else:
+            try:
+                out[k] = float(v)
+            except ValueError:
+                out[k] = v
+    return out
 
 
 def _stat(runs, condition, gain, key="window_log10_loss"):
