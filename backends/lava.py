@@ -197,7 +197,7 @@ def _sign_mode(W: np.ndarray) -> str:
     return "inhibitory" if W.max() <= 0 else "mixed"
 
 
-def _weight_grid(sign_mode: str, bits: int) -> tuple[int, int]:
+def weight_grid(sign_mode: str, bits: int) -> tuple[int, int]:
     """(step, largest magnitude) of Loihi's 8-bit weight mantissas at ``bits`` bits."""
     if sign_mode == "mixed":                      # sign bit included, even values in [-256, 254]
         step = 2 ** (9 - bits)
@@ -218,7 +218,7 @@ def loihi_quantization(spec, weights, weight_bits: int = 8, vth_target: int = 25
     mode = _sign_mode(W)
     if mode == "mixed" and weight_bits < 2:
         raise ValueError("weight_bits must be >= 2 for mixed-sign recurrent weights (one bit is the sign)")
-    step, top = _weight_grid(mode, weight_bits)
+    step, top = weight_grid(mode, weight_bits)
     w_max = float(np.abs(W).max())
     if w_max == 0:
         exp, vth = 0, vth_target
@@ -406,7 +406,6 @@ def _onchip_classes():
     from lava.proc.lif.models import PyLearningLifModelFloat
     from lava.proc.lif.process import LearningLIF
     from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
-    from neuro.onchip import step_error
 
     @implements(proc=LearningLIF, protocol=LoihiProtocol)
     @requires(CPU)
@@ -458,7 +457,7 @@ def _onchip_classes():
                 return
             self.r = p["kappa"] * self.r + s
             y = p["W_out"] @ self.r + p["b_out"]
-            err = step_error(p["kind"], y, p["target"][t], float(p["mask"][t]), p["norm"])
+            err = p["error"](p["kind"], y, p["target"][t], float(p["mask"][t]), p["norm"])
             self.buffer = p["eta"] * (p["feedback"] @ err)
 
     _ONCHIP = dict(LearningDense=LearningDense, LearningLIF=LearningLIF, Rule=Loihi3FLearningRule,
@@ -469,21 +468,22 @@ def _onchip_classes():
 _ONCHIP = None
 
 
-def onchip_eprop_trial(spec, weights, inputs, target=None, mask=None, kind: str = "classification",
-                       eta: float = 1e-3, learning_signal=None, precision: str = "float") -> dict:
+def onchip_eprop_trial(spec, weights, inputs, mapping, error=None, target=None, mask=None,
+                       kind: str = "classification", eta: float = 1e-3, learning_signal=None,
+                       precision: str = "float") -> dict:
     """One trial of on-chip e-prop in Lava: the recurrent weights learn online on a ``LearningDense``
     with e-prop as a ``Loihi3FLearningRule`` (``t_epoch = 1``), the learning signal coming from a host
     readout process (or, given ``learning_signal [T, N]``, from a source, for checks).
 
-    ``inputs [T, n_in]`` (one trial); returns ``W_rec`` (after the trial), ``dW``, ``spikes [T, N]``,
+    ``mapping``: a ``neuro.onchip.EpropMapping`` (its ``rules()``, decays and ``pseudo_derivative``);
+    ``error(kind, y, target, mask, norm)``: the host's ∂loss/∂y at one step (``neuro.onchip.step_error``);
+    ``neuro.onchip.lava_trial`` passes both.  ``inputs [T, n_in]`` (one trial); returns ``W_rec`` (after the trial), ``dW``, ``spikes [T, N]``,
     the tags ``t`` (ε^v) and ``d`` (ē).  Runs T + 1 steps: the last epoch applies the last update.
     Only ``precision="float"`` (Lava's fixed-point learning engine is modelled by
     ``neuro.onchip.FixedPoint``)."""
-    from neuro.onchip import EpropMapping, Y_TAU_3F
     if precision != "float":
         raise ValueError("on-chip e-prop in Lava is built for floating point only; "
                          "neuro.onchip.ChipEprop(precision='fixed') models Loihi's fixed-point learning arithmetic")
-    mapping = EpropMapping.from_spec(spec)
     _refuse(spec, "float")
     cls = _onchip_classes()
     lv = _import_lava()
@@ -498,7 +498,7 @@ def onchip_eprop_trial(spec, weights, inputs, target=None, mask=None, kind: str 
     source = lv.Source(data=currents)
     lif = cls["LearningLIF"](shape=(n,), u=np.zeros(n), v=np.zeros(n), du=1 - mapping.a, dv=1 - mapping.b,
                              vth=spec.neuron.v_th, bias_mant=bias, learning_rule=rule, mapping=mapping,
-                             y_compensation=math.exp(1.0 / Y_TAU_3F))
+                             y_compensation=math.exp(1.0 / rule.y1_tau))   # cancels the 3F rule's y decay
     dense = cls["LearningDense"](weights=np.asarray(weights.W_rec, float).copy(), learning_rule=rule,
                                  tag_1=np.zeros((n, n)), tag_2=np.zeros((n, n)))
     sink = lv.Sink(shape=(n,), buffer=T + 1)
@@ -521,7 +521,7 @@ def onchip_eprop_trial(spec, weights, inputs, target=None, mask=None, kind: str 
         third = cls["HostReadout"](n=n, W_out=W_out, b_out=np.asarray(weights.b_out, float) if spec.readout.bias
                                    else np.zeros(W_out.shape[0]), feedback=feedback, kappa=mapping.kappa, kind=kind,
                                    target=np.asarray(target), mask=np.asarray(mask, float),
-                                   norm=float(np.sum(mask)), eta=eta)
+                                   norm=float(np.sum(mask)), eta=eta, error=error)
         lif.s_out.connect(third.s_in)
     (third.s_out if learning_signal is not None else third.l_out).connect(lif.a_third_factor_in)
     models = {lif: cls["models"][cls["LearningLIF"]]}               # Lava keys this map by process instance

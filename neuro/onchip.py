@@ -69,7 +69,6 @@ import numpy as np
 
 from neuro.lif_params import lif_constants
 
-Y_TAU_3F = 65535          # Lava's Loihi3FLearningRule: y time constants = uint16 max ("no decay")
 TRACE_BITS = 7            # Loihi's x/y traces (unsigned)
 TAG_BITS = 8              # Loihi's tags (magnitude)
 THIRD_FACTOR_BITS = 7     # the y values a neuron sends
@@ -314,8 +313,8 @@ class ChipEprop:
                       "d": top(fp.tag_bits) / eb_max, "y1": top(fp.third_factor_bits) / m.psi_max}
         q = self.quant
         self.w_unit = 2.0 ** q.weight_exp / q.scale                 # real weight per mantissa unit
-        from neuro.backends.lava import _weight_grid
-        self.w_step, self.w_top = _weight_grid(q.sign_mode, fp.weight_bits)
+        from neuro.backends.lava import weight_grid
+        self.w_step, self.w_top = weight_grid(q.sign_mode, fp.weight_bits)
         self.w_bottom = -256 if q.sign_mode == "mixed" else (0 if q.sign_mode == "excitatory" else -self.w_top)
         if q.sign_mode == "inhibitory":
             self.w_bottom, self.w_top = -self.w_top, 0
@@ -446,3 +445,12 @@ def train_onchip(spec, weights, task, iterations: int, batch_size: int, lr: floa
     w = weights.copy()
     w.W_rec, w.W_out, w.b_out = chip.W.copy(), chip.W_out.copy(), chip.b_out.copy()
     return ChipHistory(loss_curve, acc_curve, w)
+
+
+def lava_trial(spec, weights, inputs, target=None, mask=None, kind: str = "classification", eta: float = 1e-3,
+               learning_signal=None, precision: str = "float") -> dict:
+    """One trial of this rule in Lava's simulator (``neuro.backends.lava.onchip_eprop_trial``): the
+    recurrent weights learn online on a ``LearningDense`` with the host readout in the loop."""
+    from neuro.backends.lava import onchip_eprop_trial
+    return onchip_eprop_trial(spec, weights, inputs, EpropMapping.from_spec(spec), step_error, target, mask, kind,
+                              eta, learning_signal, precision)

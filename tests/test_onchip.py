@@ -67,11 +67,11 @@ def test_lavas_literals_and_online_writes_are_the_measured_approximations():
 def test_lava_learning_dense_runs_the_rule_as_the_numpy_chip_does():
     """Lava's LearningDense + Loihi3FLearningRule with the host readout process, weights learning online
     (spikes change within the trial): the same weights and tags as the numpy model to 1e-12."""
-    from neuro.backends.lava import onchip_eprop_trial
+    from neuro.onchip import lava_trial
     spec = _spec(**{"populations[0].size": 12})
     w = neuro.init_weights(spec, seed=0)
     task, batch, (x, tg, m) = _trial(spec, steps=40)
-    lava = onchip_eprop_trial(spec, w, x, tg, m, task.kind, eta=0.05)
+    lava = lava_trial(spec, w, x, tg, m, task.kind, eta=0.05)
     ours = ChipEprop(spec, w).trial(x, tg, m, task.kind, eta=0.05)
     np.testing.assert_array_equal(lava["spikes"], ours["spikes"])
     assert 0.05 < ours["spikes"].mean() < 0.9
@@ -83,11 +83,11 @@ def test_lava_learning_dense_runs_the_rule_as_the_numpy_chip_does():
 
 
 def test_lava_refuses_fixed_point_learning_and_what_the_chip_cannot_express():
-    from neuro.backends.lava import onchip_eprop_trial
+    from neuro.onchip import lava_trial
     spec = _spec()
     w = neuro.init_weights(spec, seed=0)
     with pytest.raises(ValueError, match="floating point only"):
-        onchip_eprop_trial(spec, w, np.zeros((5, 3)), precision="fixed")
+        lava_trial(spec, w, np.zeros((5, 3)), precision="fixed")
     for changes, what in [({"input.trainable": True}, "W_in"), ({"dale.enabled": True}, "Dale"),
                           ({"recurrent.density": 0.5}, "sparse"), ({"populations[0].neuron.refractory": 20.0},
                                                                    "refractory")]:

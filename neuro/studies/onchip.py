@@ -113,12 +113,12 @@ def _train(condition: str, spec, task, cfg: Config, seed: int):
 
 def _lava_check(spec, task, seed: int) -> float:
     """Max |ΔW| difference between Lava's LearningDense and the numpy chip on one trial (float)."""
-    from neuro.backends.lava import onchip_eprop_trial
+    from neuro.onchip import lava_trial
     from neuro.onchip import ChipEprop
     w = neuro.init_weights(spec, seed)
     b = task.batch(1, seed=(seed, 10_000), dtype=torch.float64)
     x, tg, m = b.inputs[:, 0].numpy(), b.targets[:, 0].numpy(), b.mask[:, 0].numpy()
-    lava = onchip_eprop_trial(spec, w, x, tg, m, task.kind, eta=0.05)
+    lava = lava_trial(spec, w, x, tg, m, task.kind, eta=0.05)
     ours = ChipEprop(spec, w).trial(x, tg, m, task.kind, eta=0.05)
     return float(np.abs(lava["dW"] - ours["dW"]).max())
 
