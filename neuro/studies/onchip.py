@@ -194,6 +194,8 @@ def study(cfg: Config, out: Path, progress: bool = True) -> dict:
                      "accuracy": acc[i] if i < len(acc) else float("nan")} for i, l in enumerate(loss)]
         common.write_rows(out / "summary.csv", runs)
         common.write_rows(out / "metrics.csv", metrics)
+    common.write_rows(out / "summary.csv", runs)
+    common.write_rows(out / "metrics.csv", metrics)
     claims = _claims(cfg, runs)
     elapsed = time.time() - t0
     atomic_write_text(out / "claims.md", _claims_markdown(cfg, claims, runs, elapsed, approx))
