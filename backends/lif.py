@@ -38,6 +38,7 @@ from neuro.spec import NetworkSpec
 from neuro.surrogates import surrogate_derivative
 from neuro.trajectory import Trajectory
 from neuro.weights import Weights
+from neuro.backends import lif_events
 
 
 def _spike_input(W: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -158,10 +159,13 @@ class LIFNetwork(Connectivity):
         """Run on ``inputs [T, B, n_in]``.  ``detach_recurrent`` cuts the gradient through the recurrent
         spikes (e-prop's truncation); ``detach_every=k`` detaches the whole state at t = 0, k, 2k, …
         (truncated BPTT); ``feedback`` replaces ``W_outᵀ`` in the readout's backward.  The network is
-        noise-free: ``generator`` draws nothing and a ``noise`` tensor is refused."""
+        noise-free: ``generator`` draws nothing and a ``noise`` tensor is refused.  From a resting state,
+        one network on the CPU runs event-driven (``lif_events``; off with ``net.event_driven = False``)."""
         refuse_options(self, {"noise": noise}, "LIF networks are noise-free")
         if detach_every is not None and not (isinstance(detach_every, int) and detach_every >= 1):
             raise ValueError(f"detach_every must be an integer >= 1 (or None), got {detach_every!r}")
+        if state is None and detach_every is None and lif_events.handles(self, inputs):
+            return lif_events.run(self, inputs, detach_recurrent, feedback, surrogate_derivative)
         inputs = inputs.to(dtype=self.W_rec.dtype, device=self.W_rec.device)
         p = self.effective()
         st = self.init_state(inputs.shape[1]) if state is None else state
