@@ -42,15 +42,16 @@ def handles(net, inputs: torch.Tensor) -> bool:
 
 def _recurrent(s: torch.Tensor, WT: torch.Tensor, out: torch.Tensor) -> None:
     """``out += s @ WT`` for spikes ``s [B, N_pre]`` and transposed weights ``WT [N_pre, N_post]``."""
-    k = int(torch.count_nonzero(s))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # "sparse CSR support is in beta"
+        csr = s.to_sparse_csr()
+    k = csr._nnz()
     if k == 0:
         return
     if k > DENSE_FRACTION * s.numel():
         out.addmm_(s, WT)
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # "sparse CSR support is in beta"
-        out.add_(torch.sparse.mm(s.to_sparse_csr(), WT))
+    else:
+        out.add_(torch.sparse.mm(csr, WT))
 
 
 def _forward(I, W, b, Ws, c, v_th, reset_zero):
@@ -91,10 +92,8 @@ def _forward(I, W, b, Ws, c, v_th, reset_zero):
         if F is not None:
             free = F[t]
             torch.le(ref, 0, out=free)
-            v.masked_fill_(~free, 0.0)
+            v.mul_(free)                                       # held at 0 (v_th > 0: no spike)
         torch.gt(v, v_th, out=spiked)
-        if F is not None:
-            spiked.logical_and_(free)
         s = S[t]
         s.copy_(spiked)
         if reset_zero:
