@@ -33,6 +33,11 @@ DENSE_FRACTION = 0.1
 product (``benchmarks/bench_lif_rates.py --crossover`` measures where the two cost the same)."""
 
 
+DENSE_BELOW = 2 ** 19
+"""Below this many multiply-adds per step (``B × N_pre × N_post``) a dense product costs less than
+building the sparse matrix (``benchmarks/bench_lif_rates.py crossover``)."""
+
+
 def handles(net, inputs: torch.Tensor) -> bool:
     """Whether ``run`` below applies: one network (2-D weights) on the CPU, inputs ``[T, B, n_in]``,
     and ``net.event_driven`` not switched off."""
@@ -42,6 +47,9 @@ def handles(net, inputs: torch.Tensor) -> bool:
 
 def _recurrent(s: torch.Tensor, WT: torch.Tensor, out: torch.Tensor) -> None:
     """``out += s @ WT`` for spikes ``s [B, N_pre]`` and transposed weights ``WT [N_pre, N_post]``."""
+    if s.shape[0] * WT.numel() < DENSE_BELOW:
+        out.addmm_(s, WT)
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # "sparse CSR support is in beta"
         csr = s.to_sparse_csr()

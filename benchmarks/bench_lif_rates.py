@@ -20,7 +20,9 @@ fraction of entries spiking (where ``lif_events.DENSE_FRACTION`` should sit).
 
 ``tables``: the README's markdown tables from results/speed/*.csv.
 
-All timings are paired: the implementations run alternately, ``--repeats`` times, and each row
+Times are CPU seconds of the benchmark process (``time.process_time``, one thread), which other
+jobs on a shared machine do not inflate the way they inflate wall time; Lava runs in processes
+of its own and is timed by the wall clock.  All timings are paired: the implementations run alternately, ``--repeats`` times, and each row
 reports the median time and the median of the per-repeat ratios.  One torch thread; Brian2's
 Cython target is single-threaded.
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import shlex
 import statistics
 import sys
@@ -57,11 +60,13 @@ def command() -> str:
 
 
 def spec_for(n: int, density: float):
-    """``bench_brian2.py``'s network: dt = 1 ms, τ_syn 5 ms, τ_mem 10 ms, 3 random inputs."""
+    """dt = 1 ms, τ_syn 5 ms, τ_mem 10 ms, refractory 2 ms, no bias, 3 random inputs; the recurrent
+    gain (0.3) is low enough that the input sets the rate (at ``bench_brian2.py``'s gain 1 the
+    network sustains itself at over 100 Hz whatever the input), and rates are alike across trials."""
     return neuro.models.load("romo_rate").replace(**{
         "dt": 1.0, "populations[0].neuron.model": "lif", "populations[0].size": n, "n_inputs": 3,
         "populations[0].neuron.tau_syn": 5.0, "populations[0].neuron.tau_mem": 10.0,
-        "populations[0].neuron.tau_readout": 20.0, "input.gain": 3.0, "recurrent.gain": 1.0,
+        "populations[0].neuron.tau_readout": 20.0, "input.gain": 3.0, "input.bias": False, "recurrent.gain": 0.3,
         "recurrent.density": density, "populations[0].neuron.refractory": 2.0})
 
 
@@ -126,6 +131,14 @@ class PlainSNN(nn.Module):
 
 
 def _time(f) -> float:
+    """CPU seconds of this process running ``f`` (one thread: on a shared machine, unlike wall time,
+    not inflated by other jobs' time slices)."""
+    start = time.process_time()
+    f()
+    return time.process_time() - start
+
+
+def _wall(f) -> float:
     start = time.perf_counter()
     f()
     return time.perf_counter() - start
@@ -140,9 +153,10 @@ def _median_ratio(times: dict, a: str, b: str) -> float:
 def brian2_timer(net, x1: torch.Tensor):
     """A callable that builds the Brian2 network for one trial, runs its first step (code generation,
     compilation) and returns (seconds of the remaining steps' simulation loop, spikes per neuron).
-    The time is Brian2's own measure of its loop (``device._last_run_time``): each ``Network.run``
-    call also pays a ``gc.collect()`` and the creation of its code objects (here about 0.5 s per call
-    in a process holding torch), which a long simulation amortizes; they are left out."""
+    Each ``Network.run`` call pays a ``gc.collect()`` (about 0.5 s in a process holding torch) and the
+    set-up of its code objects, which a long simulation amortizes: the collection is switched off
+    for the timed calls and the set-up (the CPU time of a run of no steps) subtracted.  CPU time, like
+    the other simulators'."""
     model = neuro.export(net, "brian2", codegen="cython")
     b2 = model.set_codegen()
     currents = x1.numpy().astype(float) @ model.w.W_in.T
@@ -150,9 +164,14 @@ def brian2_timer(net, x1: torch.Tensor):
 
     def timed():
         network, mon = model._network(currents)[:2]
-        network.run(net.spec.dt * b2.ms)
-        network.run((T - 1) * net.spec.dt * b2.ms)
-        return b2.get_device()._last_run_time, np.bincount(np.asarray(mon.i), minlength=n)
+        network.run(net.spec.dt * b2.ms)                       # code generation, compilation
+        collect, gc.collect = gc.collect, lambda *a: 0         # Network.run's gc.collect(): left out
+        try:
+            setup = _time(lambda: network.run(0 * b2.ms))     # a run call's set-up without steps
+            loop = _time(lambda: network.run((T - 1) * net.spec.dt * b2.ms))
+        finally:
+            gc.collect = collect
+        return max(loop - setup, 0.0), np.bincount(np.asarray(mon.i), minlength=n)
     return timed
 
 
@@ -210,7 +229,7 @@ def sim(args):
                                 spikes[impl] = torch.as_tensor(count)
                             else:
                                 out = {}
-                                times[impl].append(_time(lambda: out.setdefault(
+                                times[impl].append(_wall(lambda: out.setdefault(
                                     "s", lava._trial(x_one[:, 0].numpy().astype(float)))))
                                 spikes[impl] = torch.as_tensor(out["s"]).sum(0)
                 per_trial_neuro = [t / B for t in times["neuro"]]
@@ -235,15 +254,24 @@ def sim(args):
     _write(rows, args.out)
 
 
+KEYS = ("N", "density", "batch", "target_hz", "rule", "impl")
+
+
 def _write(rows, path):
+    """Write ``rows`` to the CSV at ``path``, keeping the rows already there for other settings
+    (so a part of the grid can be rerun on its own)."""
     if not rows:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    key = lambda r: tuple(str(r.get(k, "")) for k in KEYS)
+    new = {key(r) for r in rows}
+    old = [r for r in csv.DictReader(open(path))] if path.exists() else []
+    kept = [r for r in old if key(r) not in new and set(r) == set(rows[0])]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(kept + rows)
 
 
 # -- training -------------------------------------------------------------------------------
@@ -259,7 +287,7 @@ def train(args):
         for rule in ("bptt", "eprop"):
             times = {"neuro": [], "neuro (step path)": [], "snnTorch loop": []}
             rate = {}
-            for _ in range(args.repeats):
+            for rep in range(args.repeats + 1):                 # the first round warms up, untimed
                 for impl in times:
                     net = neuro.compile(spec, "lif", neuro.init_weights(spec, 0))
                     if impl == "snnTorch loop":
@@ -278,6 +306,8 @@ def train(args):
                     else:
                         net.event_driven = impl == "neuro"
                         times[impl].append(_time(lambda: _neuro_train(net, task, rule, batches)) / args.iterations)
+                    if rep == 0:
+                        times[impl].pop()
                         with torch.no_grad():
                             rate[impl] = rate_hz(net.run(batches[-1].inputs).spikes, spec.dt)
             for impl, ts in times.items():

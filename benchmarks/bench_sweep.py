@@ -13,7 +13,9 @@ units, batch 32, Romo (140 steps), Adam — run two ways on the same cores:
 Then time per iteration vs ensemble size E and vs N (one thread): the whole step's
 arithmetic rate (its multiply-adds over its time) beside what MKL's batched matmuls
 alone take at the same shapes (the floor of any implementation built on them — the
-compiled rollout kernel beats it), and where an ensemble iteration's time goes.
+compiled rollout kernel beats it), and where an ensemble iteration's time goes.  The grid's own
+floor is printed beside it: the grid's recurrent multiply-adds at one core's large-matmul peak
+times the cores, the bound no implementation of these products goes below.
 
     python benchmarks/bench_sweep.py [--quick] [--iterations 100] [--cores 2]
 """
@@ -161,6 +163,30 @@ def matmul_floor(E: int, N: int, T: int = 140, B: int = 32, rule: str = "bptt") 
     return (time.perf_counter() - start) / reps
 
 
+def peak_gflops(n: int = 1024, reps: int = 5) -> float:
+    """What one core reaches on a large square matmul (one thread): the arithmetic peak the
+    grid's floor is measured against."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(reps))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(f) -> float:
+    start = time.perf_counter()
+    f()
+    return time.perf_counter() - start
+
+
+def grid_floor(iterations: int, cores: int, peak: float, N: int = 64, T: int = 140, B: int = 32) -> float:
+    """Seconds the grid cannot go below on ``cores`` cores: its recurrent multiply-adds (forward
+    ``W f(h)``; backward ``Σ λᵀ f(h)`` and, for BPTT, ``λ W``; 2·B·N²·T each per iteration) over all
+    runs, at ``peak`` GFLOP/s per core, with the cores never idle."""
+    runs = len(GAINS) * len(SEEDS)
+    flops = sum(runs * iterations * (3 if r == "bptt" else 2) * 2 * B * N * N * T for r in RULES)
+    return flops / (peak * 1e9 * cores)
+
+
 def step_gflops(N: int, seconds_per_member_iteration: float, rule: str = "bptt", T: int = 140, B: int = 32) -> float:
     """The recurrence's multiply-adds per member-iteration (forward W f(h); backward Σ λᵀ f(h) and, for
     BPTT, λ W — 2·B·N² each per step) divided by the measured time of the whole iteration."""
@@ -220,7 +246,13 @@ def main() -> None:
         plain = time_plain_grid(iterations, args.cores)
         print("| approach | wall time (s) | speed-up |\n|---|---|---|")
         print(f"| one process per run, plain PyTorch loop | {plain:.1f} | 1.0× |")
-        print(f"| neuro sweep (2 ensembles of 25) | {sweep:.1f} | {plain / sweep:.1f}× |\n")
+        print(f"| neuro sweep (2 ensembles of 25) | {sweep:.1f} | {plain / sweep:.1f}× |")
+        peak = peak_gflops()
+        floor = grid_floor(iterations, args.cores, peak)
+        print(f"| floor: the grid's recurrent multiply-adds at {peak:.0f} GFLOP/s per core (one core's large-matmul "
+              f"peak) × {args.cores} cores | {floor:.1f} | {plain / floor:.1f}× |\n")
+        print(f"The sweep takes {sweep / floor:.1f}× the floor; no implementation of these products can beat "
+              f"{plain / floor:.1f}× over the plain processes here.\n")
 
     its = 3 if args.quick else 10
     full = 1500

@@ -5,6 +5,17 @@ import torch
 import neuro
 from lif_specs import lif_spec
 
+@pytest.fixture(autouse=True, params=["sparse products always", "dense products where cheaper"])
+def products(request, monkeypatch):
+    """Every test runs with the sparse (CSR) products forced at any size and rate, and with the
+    defaults (small problems and high rates take the dense product)."""
+    from neuro.backends import lif_events
+    if request.param == "sparse products always":
+        monkeypatch.setattr(lif_events, "DENSE_BELOW", 0)
+        monkeypatch.setattr(lif_events, "DENSE_FRACTION", 1.0)
+    return request.param
+
+
 REFRACTORY_SUBTRACT = {"populations[0].neuron.refractory": 2.0, "populations[0].neuron.reset": "subtract"}
 SLOW = {"populations[0].neuron.tau_syn_slow": 50.0, "populations[0].neuron.surrogate": "atan"}
 
@@ -87,10 +98,11 @@ def test_event_driven_gradients_equal_autograd_through_the_dense_path(changes, e
         torch.testing.assert_close(events[k], dense[k], rtol=1e-9, atol=1e-11, msg=k)
 
 
-def test_ensembles_state_and_switch_keep_the_dense_path():
+def test_only_single_networks_from_rest_on_the_cpu_take_the_event_path():
     from neuro.backends import lif_events
     net = _net({})
     x = torch.rand(5, 2, 3, dtype=torch.float64)
     assert lif_events.handles(net, x)
+    assert not lif_events.handles(net, x[0])
     net.event_driven = False
     assert not lif_events.handles(net, x)
