@@ -45,21 +45,19 @@ def handles(net, inputs: torch.Tensor) -> bool:
             and net.W_rec.device.type == "cpu")
 
 
-def _recurrent(s: torch.Tensor, WT: torch.Tensor, out: torch.Tensor) -> None:
-    """``out += s @ WT`` for spikes ``s [B, N_pre]`` and transposed weights ``WT [N_pre, N_post]``."""
-    if s.shape[0] * WT.numel() < DENSE_BELOW:
-        out.addmm_(s, WT)
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # "sparse CSR support is in beta"
-        csr = s.to_sparse_csr()
-    k = csr._nnz()
-    if k == 0:
-        return
-    if k > DENSE_FRACTION * s.numel():
-        out.addmm_(s, WT)
-    else:
-        out.add_(torch.sparse.mm(csr, WT))
+def _recurrent(base: torch.Tensor, s: torch.Tensor, WT: torch.Tensor, out: torch.Tensor) -> None:
+    """``out = base + s @ WT`` for spikes ``s [B, N_pre]`` and transposed weights ``WT [N_pre, N_post]``."""
+    if s.shape[0] * WT.numel() >= DENSE_BELOW:
+        k = int(torch.count_nonzero(s))
+        if k == 0:
+            out.copy_(base)
+            return
+        if k <= DENSE_FRACTION * s.numel():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")          # "sparse CSR support is in beta"
+                torch.add(base, torch.sparse.mm(s.to_sparse_csr(), WT), out=out)
+            return
+    torch.addmm(base, s, WT, out=out)
 
 
 def _forward(I, W, b, Ws, c, v_th, reset_zero):
@@ -80,22 +78,23 @@ def _forward(I, W, b, Ws, c, v_th, reset_zero):
     au, av, ar = 1 - c.du, 1 - c.dv, 1 - c.d_readout
     aus = 1 - c.du_slow if Ws is not None else 0.0
     for t in range(T):
-        u_prev = U[t - 1] if t else zero
         a = U[t]
-        a.copy_(I[t])
         if t:
-            _recurrent(S[t - 1], WT, a)                        # a[t] = W_in x[t] + W s[t-1]
-        a.add_(u_prev, alpha=au)                               # u[t] = (1-du) u[t-1] + a[t]
+            _recurrent(I[t], S[t - 1], WT, a)                  # a[t] = W_in x[t] + W s[t-1]
+            a.add_(U[t - 1], alpha=au)                         # u[t] = (1-du) u[t-1] + a[t]
+        else:
+            a.copy_(I[t])
         v = V[t]
         torch.add(a, v_post, alpha=av, out=v)
         if b is not None:
             v.add_(b)
         if US is not None:
             us = US[t]
-            us.zero_()
             if t:
-                _recurrent(S[t - 1], WsT, us)
+                _recurrent(zero, S[t - 1], WsT, us)
                 us.add_(US[t - 1], alpha=aus)
+            else:
+                us.zero_()
             v.add_(us)
         if F is not None:
             free = F[t]
@@ -140,40 +139,48 @@ class _EventRun(torch.autograd.Function):
             psi = ctx.psi(V - ctx.v_th)                        # dS/dv: the surrogate
             if ctx.has_free:
                 psi.mul_(F)
+            # what reaches s[t] from outside the recurrence: its own gradient and the readout filter's
+            A = torch.empty_like(V)
+            for t in range(T - 1, -1, -1):
+                torch.add(gR[t], A[t + 1] if t < T - 1 else torch.zeros_like(A[t]), alpha=ar, out=A[t])
+            A.add_(gS).mul_(psi).add_(gV)                      # dL/dv_pre[t] but for the recurrence
+            # v_post[t] = v_pre[t] (1 - s[t]) (or v_pre[t] - v_th s[t]), detached spikes: feeds v_pre[t+1]
+            keep = (1 - S).mul_(av) if ctx.reset_zero else None
+            if ctx.has_free:                                   # the refractory clamp
+                A.mul_(F)
+                keep = F.to(V.dtype).mul_(av) if keep is None else keep.mul_(F)
+            GQ = torch.empty_like(V)                           # dL/dv_pre[t] through everything
             GA = torch.empty_like(V)                           # dL/da[t], also dL/dI[t]
             GUS = torch.empty_like(V) if ctx.has_slow else None
-            gb = torch.zeros(N, dtype=V.dtype) if ctx.has_b else None
-            gr = torch.zeros(B, N, dtype=V.dtype)
-            gq_next = torch.zeros(B, N, dtype=V.dtype)
-            gu_next = torch.zeros(B, N, dtype=V.dtype)
-            gus_next = torch.zeros(B, N, dtype=V.dtype) if ctx.has_slow else None
-            rec = torch.zeros(B, N, dtype=V.dtype)            # W-weighted adjoint reaching s[t]
-            gv = torch.empty(B, N, dtype=V.dtype)
+            with_gU = bool(gU.any())
+            rec = torch.empty(B, N, dtype=V.dtype)            # W-weighted adjoint reaching s[t]
+            recurrent = not ctx.detach_recurrent
             for t in range(T - 1, -1, -1):
-                gr.mul_(ar).add_(gR[t])                        # r[t] = (1-d_r) r[t-1] + s[t]
-                gs = gS[t] + gr
-                if t < T - 1 and not ctx.detach_recurrent:
-                    gs.add_(rec)
-                # v_pre[t] feeds s[t] (surrogate), v_post[t] -> v_pre[t+1] (reset detached)
-                torch.mul(gq_next, (1 - S[t]) * av if ctx.reset_zero else av, out=gv)
-                gv.add_(gV[t]).addcmul_(gs, psi[t])
-                if ctx.has_free:
-                    gv.mul_(F[t])                              # the refractory clamp
-                gq = gv
-                if gb is not None:
-                    gb.add_(gq.sum(0))
-                gu = GA[t]
-                torch.add(gq, gu_next, alpha=au, out=gu).add_(gU[t])
+                gq, gu = GQ[t], GA[t]
+                if t == T - 1:
+                    gq.copy_(A[t])
+                    gu.copy_(gq)
+                else:
+                    if keep is None:
+                        torch.add(A[t], GQ[t + 1], alpha=av, out=gq)
+                    else:
+                        torch.addcmul(A[t], keep[t], GQ[t + 1], out=gq)
+                    if recurrent:
+                        gq.addcmul_(psi[t], rec)
+                    torch.add(gq, GA[t + 1], alpha=au, out=gu)
+                if with_gU:
+                    gu.add_(gU[t])
                 if ctx.has_slow:
                     gus = GUS[t]
-                    torch.add(gq, gus_next, alpha=aus, out=gus).add_(gUS[t])
-                    gus_next = gus
-                if t and not ctx.detach_recurrent:
+                    if t == T - 1:
+                        torch.add(gq, gUS[t], out=gus)
+                    else:
+                        torch.add(gq, GUS[t + 1], alpha=aus, out=gus).add_(gUS[t])
+                if t and recurrent:
                     torch.mm(gu, W, out=rec)                   # a[t] = ... + W s[t-1]
                     if ctx.has_slow:
                         rec.addmm_(gus, Ws)
-                gu_next = gu
-                gq_next = gq.clone()
+            gb = GQ.sum((0, 1)) if ctx.has_b else None
             gW = _weight_grad(GA, S) if ctx.needs_input_grad[1] else None
             gWs = _weight_grad(GUS, S) if ctx.has_slow and ctx.needs_input_grad[3] else None
         return GA, gW, gb, gWs, None, None, None, None, None
