@@ -350,9 +350,9 @@ def crossover(args):
 
 def tables(args):
     out = []
-    sim_path, train_path = OUT / "lif_sim.csv", OUT / "lif_train.csv"
-    if sim_path.exists():
-        rows = list(csv.DictReader(open(sim_path)))
+    sim_paths, train_path = sorted(OUT.glob("lif_sim*.csv")), OUT / "lif_train.csv"
+    if sim_paths:
+        rows = [r for path in sim_paths for r in csv.DictReader(open(path))]
         cmds = sorted({r["command"] for r in rows})
         out.append("Simulation, 1 torch thread, dt = 1 ms, refractory 2 ms; time per trial of each simulator ÷ "
                    "neuro's time per trial (> 1: neuro is faster); rate = measured mean rate of that simulator's run "
@@ -378,15 +378,15 @@ def tables(args):
         cmds = sorted({r["command"] for r in rows})
         out.append("Training, LIF on 2AF (dt = 10 ms, batch 32, Adam), ms per iteration; ratio = that loop's time ÷ "
                    f"neuro's (`{'`, `'.join(cmds)}`):\n")
-        out.append("| N | rule | steps | rate Hz | neuro ms | step path ms | snnTorch loop ms | snnTorch ÷ neuro "
-                   "| step path ÷ neuro |")
-        out.append("|---|---|---|---|---|---|---|---|---|")
+        out.append("| N | rule | steps | neuro rate Hz | snnTorch rate Hz | neuro ms | step path ms | snnTorch loop ms "
+                   "| snnTorch ÷ neuro | step path ÷ neuro |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
         groups = {}
         for r in rows:
             groups.setdefault((int(r["N"]), r["rule"]), {})[r["impl"]] = r
         for (n, rule), g in sorted(groups.items()):
             ne, st, pl = g["neuro"], g["neuro (step path)"], g["snnTorch loop"]
-            out.append(f"| {n} | {rule} | {ne['steps']} | {ne['rate_hz']} | {ne['ms_per_iteration']} | "
+            out.append(f"| {n} | {rule} | {ne['steps']} | {ne['rate_hz']} | {pl['rate_hz']} | {ne['ms_per_iteration']} | "
                        f"{st['ms_per_iteration']} | {pl['ms_per_iteration']} | {pl['speedup_of_neuro']} | "
                        f"{st['speedup_of_neuro']} |")
         out.append("")
