@@ -18,6 +18,8 @@ recurrent spikes), for N = 64 … 1024, with the firing rate of the trained netw
 ``crossover``: time of the recurrent input ``S Wᵀ`` as a CSR product and as a dense one vs the
 fraction of entries spiking (where ``lif_events.DENSE_FRACTION`` should sit).
 
+``repeat``: ``net.run`` several times in one process (what fresh output buffers cost).
+
 ``tables``: the README's markdown tables from results/speed/*.csv.
 
 Times are CPU seconds of the benchmark process (``time.process_time``, one thread), which other
@@ -29,6 +31,7 @@ Cython target is single-threaded.
     python benchmarks/bench_lif_rates.py sim [--large] [--repeats 3] [--steps 1000]
     python benchmarks/bench_lif_rates.py train [--sizes 64 256 1024] [--iterations 5]
     python benchmarks/bench_lif_rates.py crossover
+    python benchmarks/bench_lif_rates.py repeat
     python benchmarks/bench_lif_rates.py tables
 """
 from __future__ import annotations
@@ -346,6 +349,23 @@ def crossover(args):
             print(f"N {n:5d} p {p:5.2f}  CSR {1e3 * csr:8.3f} ms  dense {1e3 * dense:8.3f} ms  ratio {csr / dense:6.2f}")
 
 
+# -- repeated runs ---------------------------------------------------------------------------
+
+def repeat(args):
+    """CPU seconds of ``net.run`` repeated in one process (N = 1000, batch 32, 1000 steps, about
+    3 Hz): run it with and without glibc's ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``/
+    ``MALLOC_TOP_PAD_`` to see what the page faults of fresh output buffers cost."""
+    spec = spec_for(1000, 1.0)
+    net = neuro.compile(spec, "lif", neuro.init_weights(spec, 0))
+    x = inputs(1000, 32, 0.012, seed=2)
+    with torch.no_grad():
+        for i in range(args.runs):
+            out = {}
+            seconds = _time(lambda: out.setdefault("t", net.run(x)))
+            print(f"run {i}: {seconds:.3f} s CPU, rate {rate_hz(out['t'].spikes, spec.dt):.2f} Hz")
+            del out
+
+
 # -- tables ---------------------------------------------------------------------------------
 
 def tables(args):
@@ -416,10 +436,12 @@ def main():
     t.add_argument("--repeats", type=int, default=3)
     t.add_argument("--out", default=str(OUT / "lif_train.csv"))
     sub.add_parser("crossover")
+    r = sub.add_parser("repeat")
+    r.add_argument("--runs", type=int, default=4)
     sub.add_parser("tables")
     args = p.parse_args()
     torch.set_num_threads(1)
-    {"sim": sim, "train": train, "crossover": crossover, "tables": tables}[args.cmd](args)
+    {"sim": sim, "train": train, "crossover": crossover, "repeat": repeat, "tables": tables}[args.cmd](args)
 
 
 if __name__ == "__main__":
