@@ -25,6 +25,7 @@ _LAZY = {
     "similarity": ("neuro.similarity", None),
     "train_ensemble": ("neuro.ensemble", "train_ensemble"),
     "Ensemble": ("neuro.ensemble", "Ensemble"),
+    "load_run": ("neuro.runfolder", "load_run"),
 }
 
 
@@ -38,4 +39,5 @@ def __getattr__(name):
 
 
 __all__ = ["NetworkSpec", "SpecError", "load_spec", "save_spec", "init_weights", "Weights", "compile",
-           "export", "train", "History", "TrainingError", "Trajectory", "rules", "tasks", "models"]
+           "export", "train", "History", "TrainingError", "Trajectory", "rules", "tasks", "models",
+           "load_run"]

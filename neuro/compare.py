@@ -96,7 +96,7 @@ def compare(spec, task, rule, iterations: int = 200, seed: int = 0, progress: bo
               "iterations": iterations, "seed": seed, "lr": lr, "batch_size": batch_size,
               "test_trials": test_trials, "dt_ms": base.dt}
     test = task.batch(test_trials, seed=(seed, 999_983))
-    trajs = {}
+    trajs, nets = {}, {}
     for kind, s in (("rate", rate_spec), ("lif", lif_spec)):
         net = neuro.compile(s, kind, weights.copy())
         rule_obj = neuro.rules.resolve(rule)
@@ -107,6 +107,7 @@ def compare(spec, task, rule, iterations: int = 200, seed: int = 0, progress: bo
         with torch.no_grad():
             traj = net.run(test.inputs)
         trajs[kind] = traj
+        nets[kind] = net
         acc = [a for a in hist.accuracy if a == a]
         result[kind] = {"accuracy": float(task.accuracy(traj.outputs, test)),
                         "train_accuracy_last": float(np.mean(acc[-10:])) if acc else None,
@@ -131,6 +132,7 @@ def compare(spec, task, rule, iterations: int = 200, seed: int = 0, progress: bo
                         "lif_voltage": trajs["lif"].states[:T0, 0].numpy(),
                         "lif_filtered": trajs["lif"].rates[:T0, 0].numpy(),
                         "v_th": lif_spec.neuron.v_th}
+    result["_nets"] = nets          # the trained networks (write_outputs saves them; not in summary.json)
     return result
 
 
@@ -205,10 +207,30 @@ def _plot(plt, r: dict, path) -> None:
 def write_outputs(r: dict, out) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data = {k: v for k, v in r.items() if k != "traces"}
+    data = {k: v for k, v in r.items() if k != "traces" and not k.startswith("_")}
     (out / "summary.json").write_text(json.dumps(data, indent=2, default=float))
     (out / "summary.md").write_text(summary_markdown(r))
+    np.savez(out / "traces.npz", **{k: np.asarray(v) for k, v in r["traces"].items()})
+    for kind, net in r.get("_nets", {}).items():
+        save_variant(net, r, kind, out / kind)
     plot_compare(r, out / "compare.png")
+
+
+def save_variant(net, r: dict, kind: str, folder) -> None:
+    """One variant as a run folder (spec.toml, args.json, checkpoint.pt, history.csv) that
+    ``neuro.load_run``, ``neuro export`` and ``neuro lyapunov`` read like a ``neuro train`` folder."""
+    from neuro.io import atomic_torch_save, atomic_write_text
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "spec.toml", neuro.spec.dumps(net.spec))
+    config = {"spec": r["spec"], "task": r["task"], "rule": r["rule"], "backend": kind, "iterations": r["iterations"],
+              "lr": r["lr"], "batch_size": r["batch_size"], "seed": r["seed"], "from": "neuro compare"}
+    atomic_write_text(folder / "args.json", json.dumps(config, indent=2))
+    h = r[kind]["history"]
+    history = neuro.History(list(h["iteration"]), list(h["loss"]), list(h["accuracy"]))
+    atomic_torch_save({"model": {k: v.detach().clone() for k, v in net.state_dict().items()},
+                       "history": history.state(), "iteration": len(history)}, folder / "checkpoint.pt")
+    history.to_csv(folder / "history.csv")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

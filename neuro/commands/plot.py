@@ -1,8 +1,15 @@
-"""``neuro plot RUN_FOLDER``: redraw the learning curves of a run folder from its tables."""
+"""``neuro plot RUN_FOLDER``: redraw the figures of a run folder from its tables.
+
+A ``neuro train`` folder (``history.csv``) gives ``learning_curve.png`` titled with the run's
+spec, task, rule, backend and dt (read from ``spec.toml`` and ``args.json``); a study or sweep
+folder (``metrics.csv``) gives ``learning_curves.png``; a ``neuro compare`` folder
+(``summary.json``) gives ``compare.png``.  Each figure's data is also written as CSV.
+"""
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -10,11 +17,14 @@ from neuro import plots
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="a run folder with history.csv (neuro train) or metrics.csv (studies, sweeps)")
+    p.add_argument("run", help="a run folder with history.csv (neuro train), metrics.csv (studies, sweeps) or "
+                   "summary.json (neuro compare)")
 
 
 def run(args) -> int:
     folder = Path(args.run)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such run folder: {folder}")
     if (folder / "metrics.csv").exists():
         curves = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         with open(folder / "metrics.csv") as fh:
@@ -26,16 +36,37 @@ def run(args) -> int:
         panels = {p: {g: list(seeds.values()) for g, seeds in lines.items()} for p, lines in curves.items()}
         out = plots.learning_curves(panels, folder / "learning_curves.png")
     elif (folder / "history.csv").exists():
+        from neuro.runfolder import read_config, read_history
+        config = read_config(folder)
         try:
-            with open(folder / "history.csv") as fh:
-                loss = [float(r["loss"]) for r in csv.DictReader(fh)]
+            history = read_history(folder / "history.csv")
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{folder / 'history.csv'} is not a history table (no loss column, or a "
                              f"non-number: {e})") from None
-        if not loss:
+        if not history.loss:
             raise ValueError(f"{folder / 'history.csv'} has no rows yet: the run has not finished an iteration")
-        out = plots.learning_curves({folder.name: {"loss": [loss]}}, folder / "learning_curve.png")
+        title = folder.name
+        if (folder / "spec.toml").exists():
+            import neuro
+            from neuro.runfolder import default_backend
+            spec = neuro.load_spec(folder / "spec.toml")
+            backend = config.get("backend") or default_backend(spec)
+            title = (f"{spec.name} ({backend}, dt {spec.dt:g} ms): {config.get('task', '?')} / "
+                     f"{config.get('rule', '?')}")
+        label = f"g = {config['gain']}" if config.get("gain") is not None else "loss"
+        out = plots.learning_curves({title: {label: [history.loss]}}, folder / "learning_curve.png")
+    elif (folder / "summary.json").exists():
+        from neuro.compare import plot_compare
+        r = json.loads((folder / "summary.json").read_text())
+        traces = folder / "traces.npz"
+        if not traces.exists():
+            raise FileNotFoundError(f"{folder} has summary.json but no traces.npz; rerun neuro compare")
+        import numpy as np
+        with np.load(traces) as t:
+            r["traces"] = {k: (float(t[k]) if t[k].ndim == 0 else t[k]) for k in t.files}
+        out = folder / "compare.png"
+        plot_compare(r, out)
     else:
-        raise FileNotFoundError(f"{folder} has neither metrics.csv nor history.csv")
+        raise FileNotFoundError(f"{folder} has neither metrics.csv, history.csv nor summary.json")
     print(f"wrote {out}")
     return 0

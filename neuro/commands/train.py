@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="spec file (.toml/.json) or a ready model name, e.g. romo_rate")
     p.add_argument("--task", default="romo", help=f"one of {neuro.tasks.names()}")
     p.add_argument("--rule", default="eprop", help=f"one of {neuro.rules.names()}")
-    p.add_argument("--backend", default="rate", choices=["rate", "lif"])
+    p.add_argument("--backend", default=None, choices=["rate", "lif"],
+                   help="default: the spec's neuron model (lif for LIF neurons, else rate)")
     p.add_argument("--gain", type=float, default=None, help="recurrent gain g (W_rec ~ N(0, g²/N))")
     p.add_argument("--iterations", type=int, default=500)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -69,19 +70,23 @@ def run(args) -> int:
         except TypeError:
             raise ValueError(f"rule {args.rule} learns from rewards; task {args.task!r} is a supervised task "
                              f"without a reward environment (use a gradient rule such as eprop or bptt)") from None
+    from neuro.runfolder import default_backend
+    args.backend = args.backend or default_backend(spec)
+    # compile before the run folder exists: a refused spec/backend pair leaves nothing behind
+    net = neuro.compile(spec, args.backend, neuro.init_weights(spec, args.seed))
     out = Path(args.out or f"runs/train-{args.task}-{args.rule}-g{spec.recurrent.gain}-s{args.seed}")
     config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    fresh = not out.exists()
     check_out_dir(out)
-    _check_same_run(out, spec, config)
-    if hasattr(rule, "loss_and_gradients"):
-        from neuro.training import check_run_memory
-        check_run_memory(spec, task, args.batch_size, 1, what="this run")
-    check_out_dir(out, need_bytes=_checkpoint_bytes(spec))
-    from neuro.io import atomic_write_text
-    atomic_write_text(out / "spec.toml", neuro.spec.dumps(spec))
-    atomic_write_text(out / "args.json", json.dumps(config, indent=2))
-    net = neuro.compile(spec, args.backend, neuro.init_weights(spec, args.seed))
     try:
+        _check_same_run(out, spec, config)
+        if hasattr(rule, "loss_and_gradients"):
+            from neuro.training import check_run_memory
+            check_run_memory(spec, task, args.batch_size, 1, what="this run")
+        check_out_dir(out, need_bytes=_checkpoint_bytes(spec))
+        from neuro.io import atomic_write_text
+        atomic_write_text(out / "spec.toml", neuro.spec.dumps(spec))
+        atomic_write_text(out / "args.json", json.dumps(config, indent=2))
         history = neuro.train(net, task, rule, iterations=args.iterations, lr=args.lr, batch_size=args.batch_size,
                               seed=args.seed, run_dir=out, progress=not args.no_progress,
                               desc=f"{args.task} {args.rule} g={spec.recurrent.gain}")
@@ -90,6 +95,11 @@ def run(args) -> int:
         print(f"neuro train: error: {e}. Rerun with a lower --lr and the same --out to continue from there",
               file=sys.stderr)
         return 2
+    except BaseException:
+        if fresh and not (out / "checkpoint.pt").exists():   # refused before any training: leave nothing
+            import shutil
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     if len(history.loss) == 0:
         print(f"no iterations were run; run folder {out}")
         return 0
