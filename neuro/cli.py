@@ -19,21 +19,38 @@ COMMANDS = {
     "export": ("neuro.commands.export", "export a network to NIR, Brian2 or Lava"),
     "compare": ("neuro.compare", "train the rate and LIF variants of one spec side by side"),
     "plot": ("neuro.commands.plot", "redraw the figures of a run folder"),
+    "list": ("neuro.commands.list", "list the ready models, tasks, rules, backends, export formats and studies"),
 }
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotImplementedError, ImportError, KeyError)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (unless it has none or already says it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or "default" in text.lower() or action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return text
+        if action.option_strings or action.nargs in ("?", "*"):
+            return f"{text} (default: %(default)s)".strip()
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neuro", description="One network spec, three backends: rate RNN "
+    parser = argparse.ArgumentParser(prog="neuro", formatter_class=HelpFormatter, description="One network spec, three backends: rate RNN "
                                      "(PyTorch), LIF (snnTorch), Lava; learning rules, Lyapunov analysis, flossing.")
     parser.add_argument("--version", action="version", version=f"neuro {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
         p.set_defaults(_module=module)
         if name in _requested():   # only import the module whose arguments are needed
             _module(module).add_arguments(p)
+            for action in p._actions:      # an option without help still shows its default
+                if (action.help is None and action.option_strings and action.default is not None
+                        and action.default is not False):
+                    action.help = "(default: %(default)s)"
     return parser
 
 
@@ -56,6 +73,9 @@ def _module(name: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+    # gymnasium warns about NeuroGym's environment metadata on every task: nothing a user can act on
+    warnings.filterwarnings("ignore", message=".*environment creator metadata.*")
     if argv is not None:
         sys.argv = [sys.argv[0]] + list(argv)
     parser = build_parser()

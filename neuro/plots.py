@@ -4,8 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import logging
+
 import matplotlib.pyplot as plt
 import numpy as np
+
+# One figure style for the project: a font every matplotlib ships (NeuroGym sets "arial" on import,
+# which most Linux machines lack: every text then logs a "findfont" line), sizes that stay legible
+# when a figure is shrunk to a column, no top/right spines.
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+}
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+
+
+def apply_style() -> None:
+    """Set the project's figure style (``STYLE``) in matplotlib's rcParams."""
+    plt.rcParams.update(STYLE)
 
 
 def _mean_std(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -25,6 +50,7 @@ def learning_curves(panels: dict, path, title: str = "", ylabel: str = "loss", l
     ``panels = {panel title: {line label: [curve of run 1, curve of run 2, …]}}``.
     Curves are smoothed with a running mean of ``smooth`` iterations for legibility.
     """
+    apply_style()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False)
     colors = plt.cm.viridis(np.linspace(0.0, 0.9, max(len(v) for v in panels.values())))
     starts, lows = [], []
@@ -57,6 +83,7 @@ def learning_curves(panels: dict, path, title: str = "", ylabel: str = "loss", l
 
 def before_after(gains: list, panels: dict, path, ylabel: str) -> Path:
     """Per panel: a value before and after training vs gain (mean ± std over runs)."""
+    apply_style()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False)
     for ax, (name, (before, after)) in zip(axes[0], panels.items()):
         for label, values, style in (("before training", before, "o-"), ("after training", after, "s-")):
@@ -82,16 +109,17 @@ def _save(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path)
     plt.close(fig)
     return path
 
 
 def pyplot():
-    """matplotlib.pyplot: figures elsewhere in neuro go through this module."""
+    """matplotlib.pyplot with the project's style: figures elsewhere in neuro go through this module."""
+    apply_style()
     return plt
 
 
 def save(fig, path) -> Path:
-    """Lay out, write at 120 dpi (creating folders) and close ``fig``."""
+    """Lay out, write at the style's dpi (creating folders) and close ``fig``."""
     return _save(fig, path)

@@ -177,6 +177,9 @@ def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: 
     ``max_loss_growth``: stop when the loss exceeds this multiple of the first
     iteration's (None: only non-finite values stop training).
     """
+    if isinstance(rule, str):           # a rule's name, as train_ensemble accepts
+        from neuro import rules
+        rule = rules.get(rule)
     if not hasattr(rule, "loss_and_gradients"):
         if hasattr(rule, "fit"):
             history = rule.fit(net, task, iterations=iterations, seed=seed, progress=progress, run_dir=run_dir)
@@ -264,7 +267,8 @@ def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: 
         opt.zero_grad(set_to_none=True)
         if progress:
             l = history.loss[-1]
-            bar.set_postfix(loss=f"{(sum(l) / len(l)) if isinstance(l, list) else l:.4f}", acc=f"{acc:.2f}")
+            bar.set_postfix(loss=f"{(sum(l) / len(l)) if isinstance(l, list) else l:.4f}", acc=f"{acc:.2f}",
+                            refresh=False)   # the bar redraws at most every mininterval, not per iteration
         if ckpt is not None and ((it + 1) % checkpoint_every == 0 or it == iterations - 1):
             save(it + 1, history, generator.get_state(), opt.state_dict())
     if params and not all(bool(torch.isfinite(p.detach()).all()) for p in params.values()):
