@@ -41,3 +41,23 @@ def test_reproduce_help_shows_each_studys_options(capsys):
     # the initialization study's own options, under its name
     init = text.split("\ninitialization:\n")[1]
     assert "--iterations" in init and "--seeds" in init
+
+
+def test_the_progress_bar_does_not_redraw_every_iteration(capsys):
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 4})
+    task = neuro.tasks.get("romo", dt=spec.dt)
+    net = neuro.compile(spec, "rate", neuro.init_weights(spec, 0))
+    neuro.train(net, task, "bptt", iterations=40, batch_size=2, progress=True)
+    redraws = capsys.readouterr().err.count("\r")
+    assert redraws < 20          # one per iteration (40+) before the postfix stopped forcing a refresh
+
+
+def test_figures_log_no_findfont_lines_after_neurogym_set_its_font(tmp_path, caplog):
+    import logging
+
+    from neuro import plots
+    neuro.tasks.get("2af")                       # imports NeuroGym, which sets font.family = "arial"
+    with caplog.at_level(logging.DEBUG):
+        plots.learning_curves({"a": {"x": [[1.0, 0.5, 0.25]]}}, tmp_path / "f.png", smooth=1)
+    assert (tmp_path / "f.png").exists()
+    assert not [r for r in caplog.records if "findfont" in r.getMessage()]
