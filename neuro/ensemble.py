@@ -189,13 +189,56 @@ class _MemberNoise:
             g.set_state(st)
 
 
+DIVERGENCE_FACTOR = 100.0   # a final loss this many times the starting loss counts as diverged
+DIVERGENCE_WINDOW = 10      # iterations averaged at the start and at the end
+
+
+def divergence(history, nonfinite: bool = False, silent_loss: float | None = None,
+               factor: float = DIVERGENCE_FACTOR, window: int = DIVERGENCE_WINDOW) -> str | None:
+    """Why a run diverged, or None.
+
+    Diverged: its loss became non-finite (training froze it), or the mean loss of its last ``window``
+    iterations exceeds ``factor`` times a reference — the smaller of the mean loss of its first
+    ``window`` iterations and ``silent_loss``, the task's loss for a readout that outputs zeros
+    (a network that starts exploded, at 1e26, is not measured against its own start).
+    """
+    loss = [float(v) for v in history.loss]
+    if nonfinite:
+        return f"loss became non-finite after iteration {history.iteration[-1] if len(history) else 0}"
+    if not loss:
+        return None
+    w = min(window, max(1, len(loss) // 2))
+    start, end = sum(loss[:w]) / w, sum(loss[-w:]) / w
+    ref, what = start, "the starting loss"
+    if silent_loss is not None and math.isfinite(silent_loss) and 0 < silent_loss < start:
+        ref, what = silent_loss, "the loss of a silent readout"
+    if not math.isfinite(end) or end > factor * ref:
+        return f"final loss {end:.3g} > {factor:g} x {what} {ref:.3g}"
+    return None
+
+
 @dataclass
 class EnsembleResult:
-    """``histories[e]`` equals ``neuro.train``'s History for member e; ``diverged[e]`` says it was frozen."""
+    """``histories[e]`` equals ``neuro.train``'s History for member e.
+
+    ``diverged[e]``: member e diverged — its loss became non-finite (``nonfinite[e]``: training froze it
+    at its last finite weights) or its final loss exceeds ``DIVERGENCE_FACTOR`` times its starting loss
+    (see ``divergence``); ``reasons[e]`` says which, None for a member that did not diverge.
+    """
 
     histories: list
     ensemble: Ensemble
-    diverged: list
+    nonfinite: list
+    silent_loss: float | None = None     # the task's loss for all-zero outputs (a reference scale)
+    reasons: list = None
+
+    def __post_init__(self):
+        if self.reasons is None:
+            self.reasons = [divergence(h, bad, self.silent_loss) for h, bad in zip(self.histories, self.nonfinite)]
+
+    @property
+    def diverged(self) -> list:
+        return [r is not None for r in self.reasons]
 
     def network(self, e: int):
         """Member ``e`` as a stand-alone ``RateNetwork`` with its trained weights."""
@@ -265,6 +308,8 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
     ``run_dir``, ``run_dir/ensemble.pt`` is written every ``checkpoint_every``
     iterations and at the end, and training resumes from it.
     """
+    from .training import check_dt
+    check_dt(spec, task)
     if isinstance(rule, str):
         from neuro import rules as rules_
         rule = rules_.get(rule)
@@ -310,6 +355,7 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
     bar = tqdm(range(start, iterations), desc=desc, disable=not progress, leave=False, dynamic_ncols=True,
                mininterval=1.0)
     good = {k: p.detach().clone() for k, p in params.items()}
+    silent_loss = None
     for it in bar:
         if not active.any():
             break
@@ -318,6 +364,9 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
         batch = batch.to(device=device) if str(device) != "cpu" else batch
         generator = torch.Generator(device=device).manual_seed(perturbation_seed + it)
         loss, outputs, grads = rule.loss_and_gradients(net, batch, task, generator=generator)
+        if silent_loss is None:
+            b0 = per_member[0]
+            silent_loss = float(task.loss(torch.zeros(*b0.inputs.shape[:2], task.n_outputs, dtype=dtype), b0))
         finite = torch.isfinite(loss)
         for g in grads.values():
             finite &= torch.isfinite(g.flatten(1)).all(1)
@@ -342,4 +391,9 @@ def train_ensemble(spec: NetworkSpec, task, rule, members: list, iterations: int
             save(it + 1)
     if ckpt is not None and start < iterations:
         save(iterations)
-    return EnsembleResult(histories, ens, (~active).tolist())
+    result = EnsembleResult(histories, ens, (~active).tolist(), silent_loss)
+    bad = [f"member {e}: {r}" for e, r in enumerate(result.reasons) if r is not None]
+    if bad:
+        import warnings
+        warnings.warn(f"{len(bad)} of {ens.size} members diverged ({'; '.join(bad)})", RuntimeWarning, stacklevel=2)
+    return result

@@ -128,6 +128,18 @@ def check_run_memory(spec, task, batch_size: int, members: int = 1, dtype=torch.
     check_memory(need, f"{what} (N = {spec.n_hidden}, batch {batch_size}, {members} network(s))")
 
 
+def check_dt(spec, task) -> None:
+    """A task's time step must be the network's: refuse a silent mismatch (inputs, delays and the
+    firing-rate ceiling would all be wrong by the ratio)."""
+    task_dt, net_dt = getattr(task, "dt", None), getattr(spec, "dt", None)
+    if task_dt is None or net_dt is None or abs(float(task_dt) - float(net_dt)) <= 1e-9 * float(net_dt):
+        return
+    name = getattr(task, "name", type(task).__name__)
+    raise ValueError(f"task {name!r} is built for dt = {float(task_dt):g} ms but the network runs at dt = "
+                     f"{float(net_dt):g} ms; build the task for the network: neuro.tasks.get({name!r}, "
+                     f"dt={float(net_dt):g})")
+
+
 def _optimizer(name: str, params, lr: float):
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
@@ -180,6 +192,7 @@ def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: 
     if isinstance(rule, str):           # a rule's name, as train_ensemble accepts
         from neuro import rules
         rule = rules.get(rule)
+    check_dt(getattr(net, "spec", None), task)
     if not hasattr(rule, "loss_and_gradients"):
         if hasattr(rule, "fit"):
             history = rule.fit(net, task, iterations=iterations, seed=seed, progress=progress, run_dir=run_dir)
