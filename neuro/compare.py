@@ -1,17 +1,26 @@
 """``neuro compare SPEC --task 2af --rule eprop``: the rate and the LIF variant of one spec, side by side.
 
 Both variants start from the same weights (``neuro.init_weights(spec, seed)``) and are
-trained with the same rule, iterations, batches and seed.  The report: held-out accuracy
+trained with the same rule, iterations, batches and seed.  A rate spec's LIF variant runs at a
+spiking step, ``--lif-dt`` (default 1 ms): each rate step's input, target and mask are held
+over ``dt / lif_dt`` LIF steps and the weights are mapped as ``neuro.transfer.rate_to_lif``
+maps them (Kim, Li & Sejnowski 2019, λ = 50 Hz per unit rate), so that a neuron is not capped
+at one spike per 20 ms step (50 Hz).  Every comparison reports that ceiling and warns when
+more than 10 % of the neurons fire above half of it.  The report: held-out accuracy
 of each, firing statistics of the LIF network (mean rate in Hz, fraction of silent
 neurons, CV of the inter-spike intervals), and the angular Procrustes distance
 (``neuro.similarity.procrustes_distance``, in [0, π/2]) between the rate units'
 activity and the LIF neurons' filtered spikes on the same test trials.  The command
-writes ``summary.json``, ``summary.md`` and ``compare.png`` into ``--out``.
+writes ``summary.json``, ``summary.md``, ``compare.png``, ``traces.npz`` and one run folder
+per variant (``rate/``, ``lif/``: spec, weights, history) into ``--out``.
 
-The variants: a rate spec's LIF variant takes ``tau_syn = tau_readout = tau`` (the rate
-time constant: Kim, Li & Sejnowski 2019's correspondence) and ``tau_mem >= dt``, the other
-LIF fields as written in the spec; a LIF spec's rate variant takes the spec's ``tau`` and
-``activation`` fields.
+The variants: a rate spec's LIF variant takes ``tau_syn = tau`` (the rate time constant: Kim,
+Li & Sejnowski 2019's correspondence); at the spec's own dt (``--lif-dt 0``) also
+``tau_readout = tau`` and ``tau_mem >= dt``, the other LIF fields as written in the spec; at
+a finer dt ``tau_mem = tau``, ``tau_readout`` = the rate dt and ``v_th = 1000 / (λ lif_dt)``
+as ``rate_to_lif`` sets them, but reset to zero (NIR and Lava have no reset by subtraction, and
+the comparison's LIF network is meant to be exported).  A LIF spec is its own LIF
+variant (at its own dt); its rate variant takes the spec's ``tau`` and ``activation`` fields.
 """
 from __future__ import annotations
 
@@ -29,15 +38,33 @@ import neuro
 TEST_TRIALS = 64
 
 
-def variants(spec) -> tuple:
-    """``(rate_spec, lif_spec)`` of one spec (see the module docstring); ``ValueError`` if either is invalid."""
+LIF_DT = 1.0          # ms: the LIF variant's step when the spec is a rate network
+LAM = 50.0            # Hz per unit rate of the rate → LIF transfer (Kim, Li & Sejnowski 2019's grid: 20-75)
+NEAR_CEILING = 0.5    # a neuron firing above this fraction of the ceiling "sits near" it
+WARN_FRACTION = 0.1   # warn when more than this fraction of the neurons do
+
+
+def variants(spec, lif_dt: float | None = LIF_DT) -> tuple:
+    """``(rate_spec, lif_spec)`` of one spec (see the module docstring); ``ValueError`` if either is invalid.
+
+    A rate spec's LIF variant runs at ``lif_dt`` (default 1 ms; None: the rate spec's dt), each
+    rate step's input held over ``dt / lif_dt`` LIF steps; a LIF spec is its own LIF variant.
+    """
     n = spec.neuron
     p = "populations[0].neuron."
     try:
         if n.model == "rate":
             rate_spec = spec
-            lif_spec = spec.replace(**{p + "model": "lif", p + "tau_syn": float(n.tau), p + "tau_readout": float(n.tau),
-                                       p + "tau_mem": float(max(n.tau_mem, spec.dt))})
+            changes = {p + "model": "lif", p + "tau_syn": float(n.tau), p + "tau_readout": float(n.tau)}
+            if lif_dt is None or lif_dt == spec.dt:
+                changes[p + "tau_mem"] = float(max(n.tau_mem, spec.dt))
+            else:
+                from neuro.transfer import substeps
+                substeps(spec.dt, lif_dt)
+                changes.update({"dt": float(lif_dt), p + "tau_mem": float(n.tau), p + "reset": "zero",
+                                p + "tau_readout": float(spec.dt), p + "noise_std": 0.0, p + "tau_syn_slow": 0.0,
+                                p + "v_th": 1000.0 / (LAM * lif_dt)})
+            lif_spec = spec.replace(**changes)
         else:
             lif_spec = spec
             rate_spec = spec.replace(**{p + "model": "rate"})
@@ -45,6 +72,56 @@ def variants(spec) -> tuple:
         raise ValueError(f"spec {spec.name!r} has no valid {'LIF' if n.model == 'rate' else 'rate'} variant: "
                          f"{e}") from None
     return rate_spec, lif_spec
+
+
+class HeldTask:
+    """A task on a k-times finer grid: each step's input, target and mask held over k substeps.
+
+    The loss is the task's on the fine grid; accuracy reads the last substep of each step
+    (``neuro.transfer.downsample``) against the original batch, so it is the task's own measure.
+    """
+
+    def __init__(self, task, k: int):
+        self.task, self.k = task, int(k)
+        self.dt = task.dt / self.k
+        self.name, self.kind = task.name, task.kind
+        self.n_inputs, self.n_outputs = task.n_inputs, task.n_outputs
+
+    def batch(self, batch_size: int = 32, seed=0, dtype=torch.float32):
+        from neuro.tasks import Batch
+        from neuro.transfer import upsample
+        b = self.task.batch(batch_size, seed=seed, dtype=dtype)
+        info = dict(b.info)
+        info["held_from"] = b
+        return Batch(upsample(b.inputs, self.k), upsample(b.targets, self.k), upsample(b.mask, self.k), info)
+
+    def loss(self, outputs, batch):
+        return self.task.loss(outputs, batch)
+
+    def accuracy(self, outputs, batch) -> float:
+        from neuro.transfer import downsample
+        return self.task.accuracy(downsample(outputs, self.k), batch.info["held_from"])
+
+    def __getattr__(self, name):
+        return getattr(self.task, name)
+
+
+def lif_weights(base, rate_spec, lif_spec, weights):
+    """The LIF variant's initial weights: the same weights at the same dt; at a finer dt, the rate
+    network's weights transferred as ``neuro.transfer.rate_to_lif`` does (λ = ``LAM``)."""
+    if lif_spec.dt == rate_spec.dt or base.neuron.model == "lif":
+        return weights.copy()
+    from neuro.transfer import rate_to_lif
+    if rate_spec.neuron.activation not in ("relu", "retanh", "softplus"):
+        return weights.copy()
+    _, w = rate_to_lif(rate_spec, weights, LAM, lif_spec.dt, tau_readout=lif_spec.neuron.tau_readout,
+                       tau_mem=lif_spec.neuron.tau_mem, reset=lif_spec.neuron.reset)
+    return w
+
+
+def ceiling_hz(spec) -> float:
+    """The most a LIF neuron can fire: one spike per step, or per refractory period if longer."""
+    return 1000.0 / max(spec.dt, spec.neuron.refractory if spec.neuron.refractory > 0 else spec.dt)
 
 
 def firing_statistics(spikes, mask, dt: float) -> dict:
@@ -67,11 +144,11 @@ def firing_statistics(spikes, mask, dt: float) -> dict:
             "neurons_with_cv": len(cvs)}
 
 
-def _resolve(spec, task, rule):
+def _resolve(spec, task, rule, lif_dt=LIF_DT):
     from neuro.resolve import fit_spec_to_task, task_for
     if not isinstance(spec, neuro.NetworkSpec):
         raise ValueError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
-    rate_spec, lif_spec = variants(spec)
+    rate_spec, lif_spec = variants(spec, lif_dt)
     if isinstance(task, str):
         task = task_for(task, rate_spec)          # ValueError naming the known tasks
     rate_spec, lif_spec = fit_spec_to_task(rate_spec, task), fit_spec_to_task(lif_spec, task)
@@ -84,56 +161,99 @@ def _resolve(spec, task, rule):
 
 
 def compare(spec, task, rule, iterations: int = 200, seed: int = 0, progress: bool = True, lr: float = 1e-2,
-            batch_size: int = 32, test_trials: int = TEST_TRIALS) -> dict:
+            batch_size: int = 32, test_trials: int = TEST_TRIALS, lif_dt: float | None = LIF_DT) -> dict:
     """Train the rate and the LIF variant of ``spec`` on ``task`` with ``rule`` and compare them.
 
-    ``task`` / ``rule``: names or objects.  Returns a JSON-ready dict (``summary.json``) plus
-    ``traces`` (numpy arrays of the first test trial, for the figure).
+    ``task`` / ``rule``: names or objects.  ``lif_dt``: the LIF variant's step for a rate spec (ms;
+    None: the rate spec's own dt).  Returns a JSON-ready dict (``summary.json``) plus ``traces``
+    (numpy arrays of the first test trial, for the figure).
     """
-    base, rate_spec, lif_spec, task, rule_name = _resolve(spec, task, rule)
+    base, rate_spec, lif_spec, task, rule_name = _resolve(spec, task, rule, lif_dt)
     weights = neuro.init_weights(base, seed)
+    k = int(round(task.dt / lif_spec.dt)) if lif_spec.dt != task.dt else 1
+    tasks = {"rate": task, "lif": HeldTask(task, k) if k > 1 else task}
+    init = {"rate": weights.copy(), "lif": lif_weights(base, rate_spec, lif_spec, weights)}
     result = {"spec": spec.name, "task": getattr(task, "name", str(task)), "rule": rule_name,
               "iterations": iterations, "seed": seed, "lr": lr, "batch_size": batch_size,
-              "test_trials": test_trials, "dt_ms": base.dt}
-    test = task.batch(test_trials, seed=(seed, 999_983))
+              "test_trials": test_trials, "dt_ms": rate_spec.dt, "lif_dt_ms": lif_spec.dt, "substeps": k}
     trajs, nets = {}, {}
     for kind, s in (("rate", rate_spec), ("lif", lif_spec)):
-        net = neuro.compile(s, kind, weights.copy())
+        net = neuro.compile(s, kind, init[kind])
         rule_obj = neuro.rules.resolve(rule)
         t0 = time.perf_counter()
-        hist = neuro.train(net, task, rule_obj, iterations=iterations, lr=lr, batch_size=batch_size, seed=seed,
-                           progress=progress, desc=f"{kind} {rule_name}")
+        hist = neuro.train(net, tasks[kind], rule_obj, iterations=iterations, lr=lr, batch_size=batch_size,
+                           seed=seed, progress=progress, desc=f"{kind} {rule_name}")
         seconds = time.perf_counter() - t0
+        test = tasks[kind].batch(test_trials, seed=(seed, 999_983))
         with torch.no_grad():
             traj = net.run(test.inputs)
-        trajs[kind] = traj
+        trajs[kind] = (traj, test)
         nets[kind] = net
         acc = [a for a in hist.accuracy if a == a]
-        result[kind] = {"accuracy": float(task.accuracy(traj.outputs, test)),
+        result[kind] = {"accuracy": float(tasks[kind].accuracy(traj.outputs, test)),
                         "train_accuracy_last": float(np.mean(acc[-10:])) if acc else None,
                         "final_loss": float(np.mean(hist.loss[-10:])) if len(hist) else None,
                         "train_seconds": round(seconds, 3),
                         "neuron": {k: v for k, v in vars(s.neuron).items()},
                         "history": {"iteration": hist.iteration, "loss": hist.loss, "accuracy": hist.accuracy}}
-    mask = test.mask.numpy()
-    result["lif"]["firing"] = firing_statistics(trajs["lif"].spikes.numpy(), mask, base.dt)
+    (rate_traj, rate_test), (lif_traj, lif_test) = trajs["rate"], trajs["lif"]
+    lif_mask = lif_test.mask.numpy()
+    firing = firing_statistics(lif_traj.spikes.numpy(), lif_mask, lif_spec.dt)
+    firing.update(ceiling_statistics(lif_traj.spikes.numpy(), lif_mask, lif_spec))
+    result["lif"]["firing"] = firing
+    mask = rate_test.mask.numpy()
     valid = mask.reshape(-1) > 0
-    x = trajs["rate"].rates.numpy().reshape(-1, base.n_hidden)[valid]
-    y = trajs["lif"].rates.numpy().reshape(-1, base.n_hidden)[valid]
+    from neuro.transfer import downsample
+    lif_rates = downsample(lif_traj.rates, k)                  # the LIF state at the end of each rate step
+    x = rate_traj.rates.numpy().reshape(-1, base.n_hidden)[valid]
+    y = lif_rates.numpy().reshape(-1, base.n_hidden)[valid]
     try:
         result["procrustes_distance"] = neuro.similarity.procrustes_distance(x, y)
-        result["procrustes_note"] = "rate units' f(h) vs LIF filtered spikes, valid steps of the test trials"
+        result["procrustes_note"] = ("rate units' f(h) vs LIF filtered spikes (at the last substep of each rate "
+                                     "step), valid steps of the test trials")
     except ValueError as e:       # e.g. a silent LIF network: its representation has no shape
         result["procrustes_distance"] = None
         result["procrustes_note"] = str(e)
+    result["notes"] = notes(result, lif_spec)
     T0 = int(mask[:, 0].sum())
-    result["traces"] = {"rate_rates": trajs["rate"].rates[:T0, 0].numpy(),
-                        "lif_spikes": trajs["lif"].spikes[:T0, 0].numpy(),
-                        "lif_voltage": trajs["lif"].states[:T0, 0].numpy(),
-                        "lif_filtered": trajs["lif"].rates[:T0, 0].numpy(),
+    result["traces"] = {"rate_rates": rate_traj.rates[:T0, 0].numpy(),
+                        "lif_spikes": lif_traj.spikes[:T0 * k, 0].numpy(),
+                        "lif_voltage": lif_traj.states[:T0 * k, 0].numpy(),
+                        "lif_filtered": lif_traj.rates[:T0 * k, 0].numpy(),
                         "v_th": lif_spec.neuron.v_th}
     result["_nets"] = nets          # the trained networks (write_outputs saves them; not in summary.json)
     return result
+
+
+def ceiling_statistics(spikes, mask, lif_spec) -> dict:
+    """The firing-rate ceiling (Hz) and the fraction of neurons whose mean rate over the valid steps
+    is above ``NEAR_CEILING`` of it."""
+    s = np.asarray(spikes, dtype=float) * (np.asarray(mask, dtype=float)[..., None] > 0)
+    steps = max(float((np.asarray(mask) > 0).sum()), 1.0)
+    hz = s.sum((0, 1)) / steps * 1000.0 / lif_spec.dt
+    top = ceiling_hz(lif_spec)
+    return {"ceiling_hz": top, "max_rate_hz": float(hz.max()) if hz.size else 0.0,
+            "fraction_near_ceiling": float((hz > NEAR_CEILING * top).mean()) if hz.size else 0.0}
+
+
+def notes(r: dict, lif_spec) -> list[str]:
+    """What a reader should know before comparing the two variants' numbers."""
+    out = []
+    f = r["lif"]["firing"]
+    if f["fraction_near_ceiling"] > WARN_FRACTION:
+        out.append(f"{f['fraction_near_ceiling']:.0%} of the LIF neurons fire above {NEAR_CEILING:.0%} of the "
+                   f"ceiling of {f['ceiling_hz']:.0f} Hz (one spike per {lif_spec.dt:g} ms step): the spiking "
+                   f"variant is limited by its time step; use a smaller dt")
+    elif f["ceiling_hz"] < 200:
+        out.append(f"the LIF ceiling is {f['ceiling_hz']:.0f} Hz at dt {lif_spec.dt:g} ms")
+    for kind in ("rate", "lif"):
+        h = r[kind]["history"]["loss"]
+        if r[kind]["final_loss"] is not None and h and not r[kind]["final_loss"] < h[0]:
+            out.append(f"the {kind} variant did not learn: its final loss {r[kind]['final_loss']:.4g} is not below "
+                       f"its first {h[0]:.4g}")
+    if f["fraction_silent"] > 0.5:
+        out.append(f"{f['fraction_silent']:.0%} of the LIF neurons are silent on the test trials")
+    return out
 
 
 def summary_markdown(r: dict) -> str:
@@ -142,7 +262,8 @@ def summary_markdown(r: dict) -> str:
     cv = "n/a" if f["cv_isi"] is None else f"{f['cv_isi']:.2f}"
     lines = [f"# neuro compare: {r['spec']} on {r['task']} with {r['rule']}", "",
              f"{r['iterations']} iterations, lr {r['lr']}, batch {r['batch_size']}, seed {r['seed']}, "
-             f"dt {r['dt_ms']} ms; held-out accuracy on {r['test_trials']} test trials.", "",
+             f"dt {r['dt_ms']} ms (rate), {r.get('lif_dt_ms', r['dt_ms'])} ms (LIF, each rate step's input held "
+             f"over {r.get('substeps', 1)} steps); held-out accuracy on {r['test_trials']} test trials.", "",
              "| variant | test accuracy | train accuracy (last 10) | final loss | train time (s) |",
              "|---|---|---|---|---|"]
     for k in ("rate", "lif"):
@@ -151,10 +272,15 @@ def summary_markdown(r: dict) -> str:
         fl = "n/a" if v["final_loss"] is None else f"{v['final_loss']:.4f}"
         lines.append(f"| {k} | {v['accuracy']:.3f} | {tr} | {fl} | {v['train_seconds']:.1f} |")
     lines += ["", f"LIF firing: mean rate {f['mean_rate_hz']:.1f} Hz, silent fraction {f['fraction_silent']:.2f}, "
-                  f"CV of ISI {cv} ({f['neurons_with_cv']} neurons with >= 3 ISIs).", "",
+                  f"CV of ISI {cv} ({f['neurons_with_cv']} neurons with >= 3 ISIs); ceiling "
+                  f"{f.get('ceiling_hz', float('nan')):.0f} Hz, highest rate {f.get('max_rate_hz', float('nan')):.1f} Hz, "
+                  f"{f.get('fraction_near_ceiling', 0.0):.0%} of the neurons above {NEAR_CEILING:.0%} of the ceiling.",
+              "",
               "Procrustes distance (rate activity vs LIF filtered spikes): "
               + ("undefined — " + r["procrustes_note"] if pd is None else f"{pd:.3f} rad (0 = same shape, π/2 = orthogonal)"),
               ""]
+    if r.get("notes"):
+        lines += ["Notes:", ""] + [f"- {n}" for n in r["notes"]] + [""]
     return "\n".join(lines)
 
 
@@ -166,7 +292,8 @@ def plot_compare(r: dict, path) -> None:
 
 
 def _plot(plt, r: dict, path) -> None:
-    tr, dt = r["traces"], r["dt_ms"]
+    tr, dt = r["traces"], r.get("lif_dt_ms", r["dt_ms"])
+    rate_dt = r["dt_ms"]
     fig, ax = plt.subplots(2, 3, figsize=(15, 7.5))
     for k, c in (("rate", "C0"), ("lif", "C3")):
         h = r[k]["history"]
@@ -193,7 +320,7 @@ def _plot(plt, r: dict, path) -> None:
                  xlabel="time (ms)")
     ax[1, 1].plot(t, tr["lif_filtered"][:, show], lw=0.8)
     ax[1, 1].set(title="LIF filtered spikes (same neurons)", xlabel="time (ms)")
-    ax[1, 2].plot(t, tr["rate_rates"][:, show], lw=0.8)
+    ax[1, 2].plot(np.arange(len(tr["rate_rates"])) * rate_dt, tr["rate_rates"][:, show], lw=0.8)
     ax[1, 2].set(title="rate units f(h) (same indices)", xlabel="time (ms)")
     pd = r["procrustes_distance"]
     fig.suptitle(f"{r['spec']} / {r['task']} / {r['rule']}: test accuracy rate {r['rate']['accuracy']:.2f}, "
@@ -224,7 +351,8 @@ def save_variant(net, r: dict, kind: str, folder) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "spec.toml", neuro.spec.dumps(net.spec))
     config = {"spec": r["spec"], "task": r["task"], "rule": r["rule"], "backend": kind, "iterations": r["iterations"],
-              "lr": r["lr"], "batch_size": r["batch_size"], "seed": r["seed"], "from": "neuro compare"}
+              "lr": r["lr"], "batch_size": r["batch_size"], "seed": r["seed"], "from": "neuro compare",
+              "task_dt": r["dt_ms"]}      # the task's grid; a finer LIF step holds each input over the substeps
     atomic_write_text(folder / "args.json", json.dumps(config, indent=2))
     h = r[kind]["history"]
     history = neuro.History(list(h["iteration"]), list(h["loss"]), list(h["accuracy"]))
@@ -241,6 +369,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lif-dt", type=float, default=LIF_DT, help="the LIF variant's time step in ms for a rate spec "
+                   "(inputs held over the substeps; 0 = the spec's dt)")
     p.add_argument("--out", default=None, help="output folder (default runs/compare-SPEC-TASK-RULE-sSEED)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -251,11 +381,16 @@ def run(args) -> int:
     if args.task not in neuro.tasks.names():
         raise ValueError(f"task must be one of {neuro.tasks.names()}, got {args.task!r}")
     r = compare(spec, args.task, args.rule, iterations=args.iterations, seed=args.seed,
-                progress=not args.no_progress, lr=args.lr, batch_size=args.batch_size)
+                progress=not args.no_progress, lr=args.lr, batch_size=args.batch_size,
+                lif_dt=args.lif_dt or None)
     out = Path(args.out or f"runs/compare-{spec.name}-{args.task}-{args.rule}-s{args.seed}")
     write_outputs(r, out)
     f, pd = r["lif"]["firing"], r["procrustes_distance"]
     print(f"test accuracy: rate {r['rate']['accuracy']:.3f}, LIF {r['lif']['accuracy']:.3f}; "
           f"LIF {f['mean_rate_hz']:.1f} Hz, {f['fraction_silent']:.0%} silent; Procrustes distance "
           f"{'n/a' if pd is None else f'{pd:.3f}'} rad; written to {out}")
+    print(f"LIF at dt {r['lif_dt_ms']:g} ms: ceiling {f['ceiling_hz']:.0f} Hz, highest rate {f['max_rate_hz']:.1f} Hz")
+    import sys
+    for n in r["notes"]:
+        print(f"warning: {n}", file=sys.stderr)
     return 0

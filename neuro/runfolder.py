@@ -117,7 +117,13 @@ def load_run(path, backend: str | None = None, task: bool = True, **options) -> 
     run = Run(folder=folder, spec=spec, backend=backend, task_name=task_name, rule=config.get("rule"),
               config=config, history=read_history(folder / "history.csv"), net=net)
     if task and task_name:
-        run.task = task_for(task_name, spec)
+        task_dt = float(config.get("task_dt", spec.dt))
+        if task_dt != spec.dt:     # trained on a coarser task grid, inputs held (neuro compare's LIF variant)
+            from neuro.compare import HeldTask
+            from neuro.transfer import substeps
+            run.task = HeldTask(neuro.tasks.get(task_name, dt=task_dt), substeps(task_dt, spec.dt))
+        else:
+            run.task = task_for(task_name, spec)
     return run
 
 

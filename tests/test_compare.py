@@ -113,7 +113,8 @@ def test_firing_statistics_of_known_spike_trains():
 @pytest.mark.parametrize("rule", ["bptt", "eprop"])
 def test_compare_trains_both_variants_and_reports_plausible_numbers(rule):
     spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 16})
-    r = compare(spec, "2af", rule, iterations=40, seed=0, progress=False, batch_size=16, test_trials=32)
+    r = compare(spec, "2af", rule, iterations=40, seed=0, progress=False, batch_size=16, test_trials=32,
+                lif_dt=None)      # both at the rate spec's dt (the spiking default is tested below)
     for k in ("rate", "lif"):
         assert 0.0 <= r[k]["accuracy"] <= 1.0
         h = r[k]["history"]
@@ -150,7 +151,7 @@ def test_the_cli_writes_summary_and_figure(tmp_path, capsys):
     from neuro.cli import main
     out = tmp_path / "cmp"
     rc = main(["compare", "romo_rate", "--task", "2af", "--rule", "eprop", "--iterations", "5", "--seed", "1",
-               "--batch-size", "8", "--out", str(out), "--no-progress"])
+               "--batch-size", "8", "--lif-dt", "0", "--out", str(out), "--no-progress"])
     assert rc == 0
     data = json.loads((out / "summary.json").read_text())
     assert data["rule"] == "eprop" and data["iterations"] == 5
@@ -162,3 +163,42 @@ def test_the_cli_writes_summary_and_figure(tmp_path, capsys):
     rc = main(["compare", "romo_rate", "--task", "nope", "--out", str(tmp_path / "x"), "--no-progress"])
     assert rc != 0
     assert not (tmp_path / "x" / "summary.json").exists()
+
+
+def test_held_task_scores_the_last_substep_of_each_step_like_the_task():
+    from neuro.compare import HeldTask
+    task = neuro.tasks.get("2af", dt=20.0)
+    held = HeldTask(task, 4)
+    assert held.dt == 5.0 and held.n_inputs == task.n_inputs
+    b, hb = task.batch(8, seed=3), held.batch(8, seed=3)
+    assert torch.equal(hb.inputs[::4], b.inputs) and torch.equal(hb.inputs[3::4], b.inputs)
+    assert torch.equal(hb.mask[1::4], b.mask)
+    out = torch.randn(b.inputs.shape[0], 8, task.n_outputs, generator=torch.Generator().manual_seed(0))
+    fine = out.repeat_interleave(4, 0)            # outputs constant over the substeps
+    assert held.accuracy(fine, hb) == task.accuracy(out, b)
+    assert float(held.loss(fine, hb)) == pytest.approx(float(task.loss(out, b)), rel=1e-6)
+
+
+def test_the_ceiling_and_the_units_near_it():
+    from neuro.compare import ceiling_hz, ceiling_statistics
+    spec = neuro.models.load("2af_lif")                      # dt 10 ms: at most 100 Hz
+    assert ceiling_hz(spec) == 100.0
+    assert ceiling_hz(spec.replace(**{"populations[0].neuron.refractory": 20.0})) == 50.0
+    s = np.zeros((100, 1, 4))
+    s[:, :, 0] = 1                                           # every step: 100 Hz
+    s[::2, :, 1] = 1                                         # 50 Hz: not above half the ceiling
+    s[::10, :, 2] = 1                                        # 10 Hz
+    c = ceiling_statistics(s, np.ones((100, 1)), spec)
+    assert c == {"ceiling_hz": 100.0, "max_rate_hz": 100.0, "fraction_near_ceiling": 0.25}
+
+
+def test_a_rate_spec_is_compared_with_a_lif_variant_at_a_finer_step():
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 8})
+    r = compare(spec, "2af", "bptt", iterations=2, seed=0, progress=False, batch_size=4, test_trials=8, lif_dt=10.0)
+    assert (r["dt_ms"], r["lif_dt_ms"], r["substeps"]) == (20.0, 10.0, 2)
+    lif = r["_nets"]["lif"].spec
+    assert lif.dt == 10.0 and lif.neuron.v_th == pytest.approx(1000 / (50 * 10.0))
+    assert r["lif"]["firing"]["ceiling_hz"] == 100.0
+    assert r["traces"]["lif_spikes"].shape[0] == 2 * r["traces"]["rate_rates"].shape[0]
+    # notes name what limits the comparison (here: two iterations do not make a rate network learn 2AF)
+    assert all(isinstance(n, str) for n in r["notes"])
