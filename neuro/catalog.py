@@ -27,7 +27,8 @@ RULES = {
     "tbptt": "truncated BPTT: gradients through the last k steps",
     "eprop": "e-prop: eligibility traces x a learning signal, the non-local term dropped (Bellec et al. 2020)",
     "rflo": "random-feedback local online learning; equals e-prop for the leaky rate RNN",
-    "modprop": "ModProp: e-prop plus cell-type-specific neuromodulatory signals (Liu, Ghosh, Yang, Shea-Brown & Dale 2022)",
+    "modprop": "ModProp: e-prop plus cell-type-specific neuromodulatory signals "
+               "(Liu, Ghosh, Yang, Shea-Brown & Dale 2022)",
     "np": "node perturbation: noise on the units, loss-correlated updates (Williams 1992; Fiete & Seung 2006)",
     "es": "evolution strategies: random weight perturbations weighted by their loss (Salimans et al. 2017)",
     "force": "FORCE: recursive least squares on the readout with output feedback (Sussillo & Abbott 2009)",

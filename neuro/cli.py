@@ -30,7 +30,8 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "%(default)" in text or "default" in text.lower() or action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+        if ("default" in text.lower() or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS):
             return text
         if action.option_strings or action.nargs in ("?", "*"):
             return f"{text} (default: %(default)s)".strip()
@@ -38,7 +39,8 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neuro", formatter_class=HelpFormatter, description="One network spec, three backends: rate RNN "
+    parser = argparse.ArgumentParser(prog="neuro", formatter_class=HelpFormatter,
+                                     description="One network spec, three backends: rate RNN "
                                      "(PyTorch), LIF (snnTorch), Lava; learning rules, Lyapunov analysis, flossing.")
     parser.add_argument("--version", action="version", version=f"neuro {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

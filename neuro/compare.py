@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -273,11 +272,13 @@ def summary_markdown(r: dict) -> str:
         lines.append(f"| {k} | {v['accuracy']:.3f} | {tr} | {fl} | {v['train_seconds']:.1f} |")
     lines += ["", f"LIF firing: mean rate {f['mean_rate_hz']:.1f} Hz, silent fraction {f['fraction_silent']:.2f}, "
                   f"CV of ISI {cv} ({f['neurons_with_cv']} neurons with >= 3 ISIs); ceiling "
-                  f"{f.get('ceiling_hz', float('nan')):.0f} Hz, highest rate {f.get('max_rate_hz', float('nan')):.1f} Hz, "
+                  f"{f.get('ceiling_hz', float('nan')):.0f} Hz, highest rate "
+                  f"{f.get('max_rate_hz', float('nan')):.1f} Hz, "
                   f"{f.get('fraction_near_ceiling', 0.0):.0%} of the neurons above {NEAR_CEILING:.0%} of the ceiling.",
               "",
               "Procrustes distance (rate activity vs LIF filtered spikes): "
-              + ("undefined — " + r["procrustes_note"] if pd is None else f"{pd:.3f} rad (0 = same shape, π/2 = orthogonal)"),
+              + ("undefined — " + r["procrustes_note"] if pd is None
+                 else f"{pd:.3f} rad (0 = same shape, π/2 = orthogonal)"),
               ""]
     if r.get("notes"):
         lines += ["Notes:", ""] + [f"- {n}" for n in r["notes"]] + [""]

@@ -2,9 +2,8 @@
 never chooses a backend for the user's process)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import logging
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -129,7 +129,8 @@ def test_plot_titles_the_run_with_its_spec_task_and_backend(lif_run, capsys, mon
     from neuro import plots
     seen = {}
     real = plots.learning_curves
-    monkeypatch.setattr(plots, "learning_curves", lambda panels, path, **kw: seen.update(panels) or real(panels, path, **kw))
+    monkeypatch.setattr(plots, "learning_curves",
+                        lambda panels, path, **kw: seen.update(panels) or real(panels, path, **kw))
     rc, out, _ = cli(capsys, "plot", lif_run)
     assert rc == 0 and (lif_run / "learning_curve.png").exists()
     (title, lines), = seen.items()

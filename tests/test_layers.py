@@ -19,7 +19,7 @@ LAYER = {
     "neuro.compiler": BACKENDS,
     "neuro": STUDIES,                 # the package's facade (`import neuro`) gathers rules and training
     "neuro.studies": STUDIES, "neuro.sweep": STUDIES, "neuro.compare": STUDIES, "neuro.runs": STUDIES,
-    "neuro.executors": STUDIES, "neuro.plots": STUDIES,
+    "neuro.executors": STUDIES, "neuro.plots": STUDIES, "neuro.runfolder": STUDIES, "neuro.catalog": STUDIES,
     "neuro.cli": CLI,
 }
 PREFIXES = [("neuro.backends.", BACKENDS), ("neuro.rules.", RULES), ("neuro.studies.", STUDIES),
