@@ -42,58 +42,131 @@ def _mean_std(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmean(a, 0), np.nanstd(a, 0)
 
 
+def _diverged(curve) -> bool:
+    """A run diverged: a non-finite value, or its end far above its start (``neuro.ensemble.divergence``)."""
+    from neuro.ensemble import divergence
+    from neuro.training import History
+    c = np.asarray(curve, dtype=float)
+    if not np.all(np.isfinite(c)):
+        return True
+    return divergence(History(list(range(len(c))), list(c), [np.nan] * len(c))) is not None
+
+
+def _legend(fig, axes) -> None:
+    """One legend beside the last panel when the panels share their lines, else one below each panel:
+    never over the traces."""
+    labels = [tuple(ax.get_legend_handles_labels()[1]) for ax in axes]
+    if len(set(labels)) == 1:
+        axes[-1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    else:
+        for ax in axes:
+            ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+
+
+def _write_csv(path: Path, header: list, rows: list) -> Path:
+    import csv
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
 def learning_curves(panels: dict, path, title: str = "", ylabel: str = "loss", logy: bool = True,
                     smooth: int = 10) -> Path:
-    """One panel per key of ``panels``; in each, one line per label (mean ± std over runs).
+    """One panel per key of ``panels``; in each, one line per label (mean ± std over the runs that did
+    not diverge; shaded: ± 1 std).
 
     ``panels = {panel title: {line label: [curve of run 1, curve of run 2, …]}}``.
-    Curves are smoothed with a running mean of ``smooth`` iterations for legibility.
+    Curves are smoothed with a running mean of ``smooth`` iterations for legibility.  A run that
+    diverged (non-finite, or ending 100× above its start) is drawn thin and dashed, marked ``×``
+    where it leaves the axis or stops, and counted in its line's label — never silently off the axis.
+    The data go to ``path`` with suffix ``.csv`` (panel, line, run, iteration, value, diverged).
     """
     apply_style()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False)
+    path = Path(path)
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 1.4, 3.2), sharey=True, squeeze=False)
+    axes = list(axes[0])
     colors = plt.cm.viridis(np.linspace(0.0, 0.9, max(len(v) for v in panels.values())))
-    starts, lows = [], []
-    for ax, (name, lines) in zip(axes[0], panels.items()):
+    starts, lows, rows, bad_runs = [], [], [], []
+    for ax, (name, lines) in zip(axes, panels.items()):
+        counts = []
         for color, (label, curves) in zip(colors, lines.items()):
-            mean, std = _mean_std([_smooth(c, smooth) for c in curves])
-            x = np.arange(len(mean))
-            ax.plot(x, mean, color=color, label=label, lw=1.5)
-            # on a log axis a band below zero is meaningless: keep its lower edge above mean/10
-            lower = np.maximum(mean - std, mean / 10) if logy else mean - std
-            ax.fill_between(x, lower, mean + std, color=color, alpha=0.2, lw=0)
-            starts.append(mean[0])
-            lows.append(np.nanmin(mean))
-        ax.set_title(name)
+            bad = [_diverged(c) for c in curves]
+            if any(bad):
+                counts.append(f"{label}: {sum(bad)}/{len(bad)} diverged")
+            good = [_smooth(c, smooth) for c, b in zip(curves, bad) if not b]
+            for r, (c, b) in enumerate(zip(curves, bad)):
+                rows += [[name, label, r, i, float(v), int(b)] for i, v in enumerate(np.asarray(c, dtype=float))]
+            text = label
+            if good:
+                mean, std = _mean_std(good)
+                x = np.arange(len(mean))
+                ax.plot(x, mean, color=color, label=text, lw=1.5)
+                # on a log axis a band below zero is meaningless: keep its lower edge above mean/10
+                lower = np.maximum(mean - std, mean / 10) if logy else mean - std
+                ax.fill_between(x, lower, mean + std, color=color, alpha=0.2, lw=0)
+                starts.append(mean[0])
+                lows.append(np.nanmin(mean))
+            else:
+                ax.plot([], [], color=color, ls="--", label=text)
+            for c, b in zip(curves, bad):
+                if b:
+                    bad_runs.append((ax, color, _smooth(c, smooth)))
+        ax.set_title(name + ("\n(" + "; ".join(counts) + ")" if counts else ""))
         ax.set_xlabel("iteration")
         if logy:
             ax.set_yscale("log")
-        ax.legend(frameon=False, fontsize=8)
     if logy and starts:
-        # a diverging run would squash every other curve: show the range the typical runs start in
+        # the range the runs that did not diverge start in: a diverged run would squash them
         top, bottom = 3 * np.nanmedian(starts), 0.5 * np.nanmin(lows)
         if np.isfinite(top) and np.isfinite(bottom) and 0 < bottom < top:
-            for ax in axes[0]:
+            for ax in axes:
                 ax.set_ylim(bottom, top)
-    axes[0][0].set_ylabel(ylabel)
+    for ax, color, c in bad_runs:
+        finite = np.isfinite(c)
+        x = np.arange(len(c))
+        lim = ax.get_ylim()[1] if starts else np.nanmax(np.where(finite, c, np.nan))
+        shown = np.where(finite & (c <= lim), c, np.nan)
+        ax.plot(x, shown, color=color, lw=0.7, ls="--", alpha=0.8)
+        out = np.flatnonzero(~finite | (c > lim))
+        at = out[0] if len(out) else len(c) - 1
+        ax.plot([at], [lim if len(out) else c[-1]], marker="x", color=color, ms=7, mew=2, clip_on=False)
+    if any(bad_runs):
+        fig.text(0.01, 0.0, "dashed, ×: a diverged run (non-finite, or ending 100× above its start) and where it "
+                 "leaves the axis or stops; shaded: ± 1 std over the other runs", fontsize=7, va="top")
+    axes[0].set_ylabel(ylabel)
+    _legend(fig, axes)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title)
+    _write_csv(path.with_suffix(".csv"), ["panel", "line", "run", "iteration", "value", "diverged"], rows)
     return _save(fig, path)
 
 
 def before_after(gains: list, panels: dict, path, ylabel: str) -> Path:
-    """Per panel: a value before and after training vs gain (mean ± std over runs)."""
+    """Per panel: a value before and after training vs gain (mean ± std over runs: the error bars).
+    The data go to ``path`` with suffix ``.csv`` (panel, gain, when, run, value)."""
     apply_style()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False)
-    for ax, (name, (before, after)) in zip(axes[0], panels.items()):
-        for label, values, style in (("before training", before, "o-"), ("after training", after, "s-")):
+    path = Path(path)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.4, 3.2), sharey=True, squeeze=False)
+    axes = list(axes[0])
+    rows = []
+    for ax, (name, (before, after)) in zip(axes, panels.items()):
+        for label, values, style, when in (("before training", before, "o-", "before"),
+                                           ("after training", after, "s-", "after")):
             m = np.array([np.mean(v) for v in values])
             s = np.array([np.std(v) for v in values])
             ax.errorbar(gains, m, yerr=s, fmt=style, capsize=3, label=label)
+            rows += [[name, g, when, r, float(x)] for g, v in zip(gains, values) for r, x in enumerate(v)]
         ax.axhline(0, color="gray", lw=0.8, ls="--")
         ax.set_title(name)
         ax.set_xlabel("initial gain g")
-        ax.legend(frameon=False, fontsize=8)
-    axes[0][0].set_ylabel(ylabel)
+    axes[0].set_ylabel(ylabel)
+    _legend(fig, axes)
+    fig.text(0.01, 0.0, "error bars: ± 1 std over runs", fontsize=7, va="top")
+    _write_csv(path.with_suffix(".csv"), ["panel", "gain", "when", "run", "value"], rows)
     return _save(fig, path)
 
 
@@ -108,7 +181,7 @@ def _save(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 

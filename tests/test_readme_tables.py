@@ -1,0 +1,40 @@
+"""The README's generated tables match the committed results files (scripts/readme_tables.py)."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "scripts" / "readme_tables.py")
+tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tables)
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_readme_has_generated_tables():
+    assert {name for name, _ in tables.blocks(README)} >= {"quantization-accuracy"}
+
+
+@pytest.mark.parametrize("name, current", tables.blocks(README))
+def test_each_generated_table_matches_its_results_file(name, current):
+    assert current.strip() == tables.TABLES[name]().strip(), \
+        f"README.md's table {name!r} is stale: run python scripts/readme_tables.py"
+
+
+def test_the_quantization_table_is_read_from_the_metrics(tmp_path, monkeypatch):
+    # an independent reading of one cell: 8 bits, g = 2.0, float / fixed over the seeds
+    import csv
+    rows = list(csv.DictReader(open(tables.results_file("quantization", "metrics.csv"))))
+    cell = [sum(float(r["accuracy"]) for r in rows if r["bits"] == "8" and float(r["gain"]) == 2.0
+                and r["precision"] == p) / 3 for p in ("float", "fixed")]
+    line = next(l for l in tables.quantization_accuracy().splitlines() if l.startswith("| 8 |"))
+    assert line.split(" | ")[-1].rstrip(" |") == f"{cell[0]:.3f} / {cell[1]:.3f}"
+
+
+def test_check_names_a_stale_table(tmp_path, monkeypatch, capsys):
+    stale = README.replace("| 8 | ", "| 8 | 9.999 / ", 1)
+    monkeypatch.setattr(tables, "README", tmp_path / "README.md")
+    (tmp_path / "README.md").write_text(stale)
+    assert tables.main(["--check"]) == 1
+    assert "quantization-accuracy" in capsys.readouterr().err
+    assert tables.main([]) == 0 and tables.main(["--check"]) == 0
