@@ -191,7 +191,7 @@ def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: 
     """
     if isinstance(rule, str):           # a rule's name, as train_ensemble accepts
         from neuro import rules
-        rule = rules.get(rule)
+        rule = rules.resolve(rule)
     check_dt(getattr(net, "spec", None), task)
     if not hasattr(rule, "loss_and_gradients"):
         if hasattr(rule, "fit"):
