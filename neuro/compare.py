@@ -302,9 +302,10 @@ def _plot(plt, r: dict, path) -> None:
         acc = np.asarray(h["accuracy"], dtype=float)
         ok = ~np.isnan(acc)
         ax[0, 1].plot(np.asarray(h["iteration"])[ok], acc[ok], c, label=k)
-    ax[0, 0].set(title="training loss", xlabel="iteration", yscale="log")
-    ax[0, 1].set(title="training accuracy", xlabel="iteration", ylim=(-0.02, 1.02))
-    ax[0, 0].legend(), ax[0, 1].legend()
+    ax[0, 0].set(title="training loss", xlabel="iteration", ylabel="loss (task's, per batch)", yscale="log")
+    ax[0, 1].set(title="training accuracy", xlabel="iteration", ylabel="accuracy (fraction correct)",
+                 ylim=(-0.02, 1.02))
+    ax[0, 1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     s = tr["lif_spikes"]
     t_idx, n_idx = np.nonzero(s)
     ax[0, 2].scatter(t_idx * dt, n_idx, s=2, c="k", marker="|")
@@ -317,12 +318,14 @@ def _plot(plt, r: dict, path) -> None:
     for i, j in enumerate(show):
         ax[1, 0].plot(t, v[:, j] + step * i, lw=0.8)
         ax[1, 0].axhline(tr["v_th"] + step * i, color="gray", ls=":", lw=0.6)
-    ax[1, 0].set(title="LIF membrane potential before reset (3 most modulated, offset; dotted: v_th)",
+    ax[1, 0].set(title="LIF membrane potential before reset\n(3 most modulated, offset; dotted: v_th)",
+                 ylabel="v (threshold units, offset per neuron)",
                  xlabel="time (ms)")
     ax[1, 1].plot(t, tr["lif_filtered"][:, show], lw=0.8)
-    ax[1, 1].set(title="LIF filtered spikes (same neurons)", xlabel="time (ms)")
+    ax[1, 1].set(title="LIF filtered spikes (same neurons)", xlabel="time (ms)",
+                 ylabel="filtered spike train (spikes)")
     ax[1, 2].plot(np.arange(len(tr["rate_rates"])) * rate_dt, tr["rate_rates"][:, show], lw=0.8)
-    ax[1, 2].set(title="rate units f(h) (same indices)", xlabel="time (ms)")
+    ax[1, 2].set(title="rate units f(h) (same indices)", xlabel="time (ms)", ylabel="rate f(h) (a.u.)")
     pd = r["procrustes_distance"]
     fig.suptitle(f"{r['spec']} / {r['task']} / {r['rule']}: test accuracy rate {r['rate']['accuracy']:.2f}, "
                  f"LIF {r['lif']['accuracy']:.2f}; LIF {r['lif']['firing']['mean_rate_hz']:.1f} Hz; "
