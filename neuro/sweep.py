@@ -477,6 +477,7 @@ def _figures(run: Path, exp: Experiment, rows: list[dict]) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.stem}.tmp.png")     # render aside, then rename: never half-written
         plots.learning_curves(panels, tmp, title=f"{label(task)}: loss during training (mean ± std over seeds)")
+        os.replace(tmp.with_suffix(".csv"), final.with_suffix(".csv"))     # the figure's data
         os.replace(tmp, final)
 
 
