@@ -72,6 +72,9 @@ def run(args) -> int:
                              f"without a reward environment (use a gradient rule such as eprop or bptt)") from None
     from neuro.runfolder import default_backend
     args.backend = args.backend or default_backend(spec)
+    if hasattr(rule, "loss_and_gradients"):      # before any weights are drawn
+        from neuro.training import check_run_memory
+        check_run_memory(spec, task, args.batch_size, 1, what="this run")
     # compile before the run folder exists: a refused spec/backend pair leaves nothing behind
     net = neuro.compile(spec, args.backend, neuro.init_weights(spec, args.seed))
     out = Path(args.out or f"runs/train-{args.task}-{args.rule}-g{spec.recurrent.gain}-s{args.seed}")
@@ -80,9 +83,6 @@ def run(args) -> int:
     check_out_dir(out)
     try:
         _check_same_run(out, spec, config)
-        if hasattr(rule, "loss_and_gradients"):
-            from neuro.training import check_run_memory
-            check_run_memory(spec, task, args.batch_size, 1, what="this run")
         check_out_dir(out, need_bytes=_checkpoint_bytes(spec))
         from neuro.io import atomic_write_text
         atomic_write_text(out / "spec.toml", neuro.spec.dumps(spec))
