@@ -18,4 +18,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 python -m pip install -q torch==2.13.0
 python -m pip install -q -e '.[dev,all]'     # every optional simulator (extras: lif, lava, brian2, nir, cluster)
 python -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
+# NIR clients (tests run them on our graphs).  rockpool 3.1.0 and PyNN 0.13.0 (+ lazyarray, neo,
+# quantities) install normally.  norse 1.1.0 lists torchvision, which pulls torch 2.14 with CUDA; norse
+# uses it only in its example tasks (norse.task), so it goes in with --no-deps (numpy, torch, nir and
+# nirtorch are already here).  sinabs 3.1.3 pins nir<=1.0.4 and needs samna (the Speck/DynapCNN hardware
+# driver) only in sinabs.backend.dynapcnn: --no-deps plus pbr, which it reads its version with.
+python -m pip install -q rockpool==3.1.0 PyNN==0.13.0
+python -m pip install -q --no-deps norse==1.1.0 sinabs==3.1.3
+python -m pip install -q pbr==7.1.3
 python -c "import neuro; print('neuro', neuro.__version__, 'installed in .venv')"
