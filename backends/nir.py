@@ -35,9 +35,9 @@ Conventions (``convention=``; the graph's metadata names the one it was written 
   threshold, dt encoded as ``r = τ_mem e^(-dt/τ_mem)/dt``.
 
 Which consumers discretize how: Norse 1.1.0's ``from_nir`` integrates the ODE with forward Euler
-(``I += dt/τ_syn (w_in x - I)``, ``v += dt/τ_mem (v_leak - v + r I)``); Rockpool 3.1.0 and
-Sinabs 3.1 use exact exponential decays like us (with the conventions above); snnTorch 1.0 is
-forward Euler at 1e-4 s.  At dt = 1 ms, τ_syn = 5 ms, τ_mem = 20 ms forward Euler decays the
+(``I += dt/τ_syn (w_in x - I)``, ``v += dt/τ_mem (v_leak - v + r I)``) at the dt it is given;
+Rockpool 3.1.0 uses exact exponential decays like us (in its convention above, resetting by
+subtraction); snnTorch 1.0 is forward Euler at 1e-4 s; Sinabs 3.1.3 has no CubaLIF.  At dt = 1 ms, τ_syn = 5 ms, τ_mem = 20 ms forward Euler decays the
 current by 0.8 per step instead of 0.8187 and the membrane by 0.95 instead of 0.9512, and scales
 the input by dt/τ = 0.2 and 0.05 instead of 0.1813 and 0.0488: a standard graph run in Norse is
 a slightly different network (the README gives the measured spike agreement).
@@ -116,10 +116,14 @@ def export_nir(net, path=None, convention: str = "nir", **_) -> "nir.NIRGraph":
         "output": nir.Output(output_type=np.array([spec.n_outputs])),
     }
     edges = [("input", "w_in"), ("w_in", "lif")]
-    if np.any(w.W_rec != 0):      # a feed-forward network stays a plain chain (what every client reads)
-        edges += [("lif", "w_rec"), ("w_rec", "lif")]
-    else:
-        del nodes["w_rec"]
+    if np.any(w.W_rec != 0):
+        # the recurrent population as a nested graph Input → CubaLIF ⇄ Linear → Output, the form
+        # snnTorch's RSynaptic export and Rockpool's import use; a feed-forward network stays a chain
+        nodes["lif"] = nir.NIRGraph(
+            nodes={"input": nir.Input(input_type=np.array([n])), "lif": nodes["lif"], "w_rec": nodes["w_rec"],
+                   "output": nir.Output(output_type=np.array([n]))},
+            edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")])
+    del nodes["w_rec"]
     if c.d_readout < 1.0:
         if convention == "snntorch":
             tau_r = DT / c.d_readout * ones
@@ -306,7 +310,8 @@ def load_nir(source, dt: float | None = None, convention: str | None = None,
         refractory = dt_ms if snntorch_reset_delay else 0.0
     else:
         if convention == "rockpool" and dt is None:
-            dt = 1e3 * _rockpool_dt_s(tau_mem, _uniform(r, "r", positive=True))
+            # Rockpool stores r in float32: the dt it encodes, to float32's 7 significant digits
+            dt = float(f"{1e3 * _rockpool_dt_s(tau_mem, _uniform(r, 'r', positive=True)):.7g}")
         if dt is None:
             raise NIRError("cannot import from NIR: the graph does not say its time step (no 'neuro.dt_ms' "
                            "metadata); pass dt= in ms (NIR's time constants are physical, dt is the simulator's)")
@@ -345,6 +350,8 @@ def load_nir(source, dt: float | None = None, convention: str | None = None,
         tau_readout = _tau_ms(d_r, dt_ms, "the readout filter")
         nxt = _follow(after[0], nodes, edges)
         node = nodes[nxt[0]] if len(nxt) == 1 else None
+    if isinstance(node, nir.Output) and tau_readout == 0:       # the spikes are the graph's output
+        node = nir.Linear(weight=np.eye(n))
     if not isinstance(node, (nir.Linear, nir.Affine)):
         raise NIRError("cannot import from NIR: the readout must be a Linear/Affine node (after an optional LI)")
     W_out = readout_gain * _array(node.weight, "the readout weight")
