@@ -20,6 +20,7 @@ EXPORTERS = {
     "nir": ("neuro.backends.nir", "export_nir"),
     "brian2": ("neuro.backends.brian2", "export_brian2"),
     "lava": ("neuro.backends.lava", "export_lava"),
+    "pynn": ("neuro.backends.pynn", "export_pynn"),
 }
 
 # backend or export name -> the pyproject extra that installs its simulator
