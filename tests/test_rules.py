@@ -108,3 +108,47 @@ def test_fused_backward_equals_autograd_through_the_step(rule, activation):
     plain = r.gradients(net, batch, task, generator=torch.Generator().manual_seed(1))
     for k in plain:
         torch.testing.assert_close(fused[k], plain[k], rtol=1e-10, atol=1e-13)
+
+
+def _one_step_trace_gradient(net, batch, task):
+    """Independent oracle for e-prop with the whole state detached each step: the eligibility of
+    W_ij at step t is only (1-α) r_j[t] (no leak memory); numpy, float64."""
+    p = {k: v.detach().numpy() for k, v in net.effective().items()}
+    x = batch.inputs.numpy()
+    a = net.alpha
+    T, B, _ = x.shape
+    h = np.zeros((B, p["W_rec"].shape[0]))
+    y = torch.zeros((T, B, p["W_out"].shape[0]), dtype=torch.float64, requires_grad=True)
+    hs, rs = [], []
+    for t in range(T):
+        r = np.maximum(h, 0)
+        h = a * h + (1 - a) * (r @ p["W_rec"].T + x[t] @ p["W_in"].T + p["b"])
+        rs.append(r)
+        hs.append(h)
+    with torch.no_grad():
+        y.copy_(torch.as_tensor(np.stack([np.maximum(hh, 0) @ p["W_out"].T + p["b_out"] for hh in hs])))
+    dy = torch.autograd.grad(task.loss(y, batch), y)[0].numpy()
+    g = np.zeros_like(p["W_rec"])
+    for t in range(T):
+        signal = (hs[t] > 0) * (dy[t] @ p["W_out"])
+        g += (1 - a) * signal.T @ rs[t]
+    return g
+
+
+def test_eprop_detach_form_is_the_one_step_truncation_and_equals_the_trace_form_at_dt_tau():
+    net = _net(3, **{"dt": 50.0, "recurrent.gain": 1.2})
+    task = _small_romo()
+    batch = task.batch(4, seed=3, dtype=torch.float64)
+    g_detach = neuro.rules.get("eprop", form="detach").gradients(net, batch, task)
+    oracle = _one_step_trace_gradient(net, batch, task)
+    np.testing.assert_allclose(g_detach["W_rec"].numpy(), oracle, rtol=1e-9, atol=1e-13)
+    g_trace = neuro.rules.get("eprop", form="trace").gradients(net, batch, task)
+    assert (g_trace["W_rec"] - g_detach["W_rec"]).abs().max() > 1e-4 * g_trace["W_rec"].abs().max()
+    # at dt = τ the leak is gone (α = 0): no trace to keep, the forms coincide
+    net0 = _net(3, **{"dt": 100.0, "recurrent.gain": 1.2})
+    task0 = neuro.tasks.get("romo", tau=100.0, dt=100.0)
+    batch0 = task0.batch(4, seed=3, dtype=torch.float64)
+    g0 = neuro.rules.get("eprop", form="detach").gradients(net0, batch0, task0)
+    g1 = neuro.rules.get("eprop", form="trace").gradients(net0, batch0, task0)
+    for k in g0:
+        torch.testing.assert_close(g0[k], g1[k], rtol=1e-10, atol=1e-14)

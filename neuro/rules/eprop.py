@@ -17,6 +17,11 @@ self-connection ``W_ii f'(h_i)``).  Two implementations, equal to float precisio
   random matrix (``feedback.kind = "random"``), and ``ΔW_ij`` accumulates
   ``Σ_t L_i[t] e_ij[t]`` step by step.  Readout weights get their exact, local
   gradient ``∂loss/∂y[t] · r[t]ᵀ``.
+* ``form="detach"`` — the implementation of Liu, Zhang & Liu's code: the whole hidden
+  state is detached before each step (``hidden.detach()``), so the leak path is cut
+  too and a weight is credited only through the step it acts in: the trace above
+  with ``e_ij[t] = (1-α) r_j[t]``.  It equals the other forms where ``α = 0``
+  (dt = τ) and drops the eligibility trace otherwise.
 """
 from __future__ import annotations
 
@@ -28,25 +33,32 @@ from neuro.contract import provides
 from .base import GradientRule, autograd_gradients, feedback_matrix
 
 
+FORMS = ("autograd", "trace", "detach")
+
+
 class EProp(GradientRule):
     """``form="autograd"`` on any backend with locally truncated runs; ``form="trace"`` on the
-    leaky rate map (below) or the LIF map (``neuro.rules.eprop_lif``)."""
+    leaky rate map (below) or the LIF map (``neuro.rules.eprop_lif``); ``form="detach"`` on any
+    backend with truncatable runs (one-step truncation)."""
 
     name = "eprop"
     needs = ("local",)
 
     def __init__(self, form: str = "autograd"):
-        if form not in ("autograd", "trace"):
-            raise ValueError(f"eprop form must be 'autograd' or 'trace', got {form!r}")
+        if form not in FORMS:
+            raise ValueError(f"eprop form must be one of {FORMS}, got {form!r}")
         self.form = form
 
     def needs_for(self, net) -> tuple:
+        if self.form == "detach":
+            return ("truncatable",)
         return ("local",) if self.form == "autograd" else ("differentiable", ("rate_map", "lif_map"))
 
     def loss_and_gradients(self, net, batch, task, generator=None):
         self.require(net)
-        if self.form == "autograd":
-            traj = net.run(batch.inputs, generator=generator, detach_recurrent=True, feedback=feedback_matrix(net))
+        if self.form in ("autograd", "detach"):
+            cut = {"detach_recurrent": True} if self.form == "autograd" else {"detach_every": 1}
+            traj = net.run(batch.inputs, generator=generator, feedback=feedback_matrix(net), **cut)
             loss = task.loss(traj.outputs, batch)
             return loss, traj.outputs, autograd_gradients(loss.sum(), net)
         if provides(net, "rate_map"):
