@@ -46,8 +46,12 @@ from neuro.io import atomic_torch_save, atomic_write_bytes, atomic_write_text
 
 COLUMNS = ("stage", "task", "rule", "gain", "lr", "seed", "iteration", "loss", "accuracy")
 _KEYS = {"name", "spec", "overrides", "tasks", "rules", "gains", "lrs", "seeds", "iterations", "batch_size",
-         "chunk_size", "dtype", "device", "lr_selection", "checkpoint_every", "final_window"}
-_SELECTION_KEYS = {"iterations", "seeds"}
+         "chunk_size", "dtype", "device", "lr_selection", "checkpoint_every", "final_window", "lr_for",
+         "pretrain", "lyapunov"}
+_SELECTION_KEYS = {"iterations", "seeds", "statistic"}
+SELECTION_STATISTICS = ("area_log10", "final_loss")
+_FLOSS_KEYS = {"steps", "lr", "k", "batch_size", "seed"}
+_LYAPUNOV_KEYS = {"k", "batch_size", "steps", "seed"}
 
 
 # -- the experiment --------------------------------------------------------------
@@ -72,6 +76,10 @@ class Experiment:
     lr_selection: dict | None = None
     final_window: int = 20
     checkpoint_every: int = 100
+    lr_for: dict | None = None       # {"RULE LABEL|GAIN": lr}: a fixed lr per (rule, gain) instead of the grid
+    pretrain: dict | None = None     # {"floss": {"steps", "lr", "k", "batch_size", "seed"}} before training
+    lyapunov: dict | None = None     # {"k", "batch_size", "steps", "seed"}: max exponent at init, after
+                                     # pretraining and after training, on the task's inputs
 
     def config(self) -> dict:
         return asdict(self)
@@ -164,8 +172,15 @@ def load_experiment(source, base_dir=None) -> Experiment:
     if selection is not None:
         if not isinstance(selection, dict) or set(selection) - _SELECTION_KEYS:
             raise ValueError(f"lr_selection must be a table with keys {sorted(_SELECTION_KEYS)}, got {selection!r}")
+        statistic = selection.get("statistic", "area_log10")
+        if statistic not in SELECTION_STATISTICS:
+            raise ValueError(f"lr_selection.statistic must be one of {SELECTION_STATISTICS}, got {statistic!r}")
         selection = {"iterations": _positive_int(selection, "iterations", data["iterations"]),
-                     "seeds": _seeds(selection.get("seeds", [10_000]), "lr_selection.seeds")}
+                     "seeds": _seeds(selection.get("seeds", [10_000]), "lr_selection.seeds"),
+                     "statistic": statistic}
+    pretrain = _pretrain(data.get("pretrain"))
+    lyapunov = _options(data.get("lyapunov"), "lyapunov", _LYAPUNOV_KEYS,
+                        {"k": 4, "batch_size": 8, "steps": None, "seed": 123})
     dtype = data.get("dtype", "float32")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -185,12 +200,59 @@ def load_experiment(source, base_dir=None) -> Experiment:
         batch_size=_positive_int(data, "batch_size", 32), chunk_size=_positive_int(data, "chunk_size", None),
         dtype=dtype, device=device, lr_selection=selection,
         final_window=_positive_int(data, "final_window", 20),
-        checkpoint_every=_positive_int(data, "checkpoint_every", 100))
+        checkpoint_every=_positive_int(data, "checkpoint_every", 100),
+        lr_for=_lr_for(data.get("lr_for")), pretrain=pretrain, lyapunov=lyapunov)
+    if exp.lr_for is not None and exp.lr_selection is not None:
+        raise ValueError("give either lr_selection or lr_for, not both")
     for t in exp.tasks:   # fail now, not in a worker an hour later
         _build_task(t, spec)
     for r in exp.rules:
         _build_rule(r)
     return exp
+
+
+def _options(value, key: str, allowed: set, defaults: dict) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - allowed:
+        raise ValueError(f"{key} must be a table with keys {sorted(allowed)}, got {value!r}")
+    out = {**defaults, **value}
+    for k, v in out.items():
+        if v is None:
+            continue
+        if k == "lr":
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{key}.lr must be a finite number > 0, got {v!r}")
+        elif isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "seed" else 1):
+            raise ValueError(f"{key}.{k} must be an integer >= {0 if k == 'seed' else 1}, got {v!r}")
+    return out
+
+
+def _pretrain(value) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"floss"}:
+        raise ValueError(f"pretrain must be a table with one key 'floss', got {value!r}")
+    return {"floss": _options(value["floss"], "pretrain.floss", _FLOSS_KEYS,
+                              {"steps": 100, "lr": 1e-3, "k": 16, "batch_size": 8, "seed": 0})}
+
+
+def _lr_for(value) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"lr_for must be a table of 'RULE|GAIN' = lr, got {value!r}")
+    out = {}
+    for key, lr in value.items():
+        rule, _, gain = str(key).rpartition("|")
+        try:
+            gain = float(gain)
+        except ValueError:
+            raise ValueError(f"lr_for keys are 'RULE|GAIN' (e.g. 'eprop(form=detach)|0.2'), got {key!r}") from None
+        if not rule or isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"lr_for[{key!r}] must be a finite lr > 0 under a 'RULE|GAIN' key, got {lr!r}")
+        out[f"{rule}|{gain:g}"] = float(lr)
+    return out
 
 
 def _as_list(value, key):
@@ -254,9 +316,12 @@ def plan(exp: Experiment, stage: str, lrs_for=None) -> list[Chunk]:
             size = exp.chunk_size or len(members)
             for i in range(0, len(members), size):
                 c = Chunk(stage, task, rule, members[i:i + size], iterations)
-                c.key = _hash({"spec": exp.spec, "task": task, "rule": rule, "members": c.members,
-                               "iterations": iterations, "batch_size": exp.batch_size, "dtype": exp.dtype,
-                               "device": exp.device, "stage": stage})[:16]
+                identity = {"spec": exp.spec, "task": task, "rule": rule, "members": c.members,
+                            "iterations": iterations, "batch_size": exp.batch_size, "dtype": exp.dtype,
+                            "device": exp.device, "stage": stage}
+                if exp.pretrain or exp.lyapunov:     # keys of older sweeps stay as they were
+                    identity.update(pretrain=exp.pretrain, lyapunov=exp.lyapunov)
+                c.key = _hash(identity)[:16]
                 chunks.append(c)
     return chunks
 
@@ -280,19 +345,55 @@ def run_chunk(payload: dict) -> dict:
         spec = spec.replace(n_inputs=task.n_inputs, n_outputs=task.n_outputs)
         members = [{"seed": m["seed"], "lr": m["lr"], "overrides": {"recurrent.gain": m["gain"]}}
                    for m in payload["members"]]
+        dtype = getattr(torch, payload["dtype"])
+        members, exponents = _prepare_members(spec, task, members, payload, dtype)
         res = train_ensemble(spec, task, _build_rule(payload["rule"]), members, iterations=payload["iterations"],
                              batch_size=payload["batch_size"], device=payload["device"],
                              dtype=getattr(torch, payload["dtype"]), progress=payload.get("progress", False),
                              desc=payload.get("desc", "ensemble"), run_dir=payload["chunk_dir"],
                              checkpoint_every=payload["checkpoint_every"])
+        if payload.get("lyapunov"):
+            exponents["trained"] = _max_exponents(res.ensemble.net, task, payload["lyapunov"])
         out = []
         for e, m in enumerate(payload["members"]):
             state = {k: v.detach().cpu() for k, v in res.network(e).state_dict().items()}
             out.append({"member": m, "spec": neuro.spec.to_dict(res.ensemble.member_specs[e]), "model": state,
-                        "history": res.histories[e].state(), "diverged": res.diverged[e]})
+                        "history": res.histories[e].state(), "diverged": res.diverged[e],
+                        "lyapunov": {k: float(v[e]) for k, v in exponents.items()}})
         return {"key": payload["key"], "members": out}
     finally:
         torch.set_num_threads(previous)
+
+
+def _prepare_members(spec, task, members: list, payload: dict, dtype) -> tuple[list, dict]:
+    """Measure the members' max Lyapunov exponents at initialization and, with a ``pretrain`` table,
+    floss them first (Engelken 2023; local, as under e-prop's constraint): members then start from
+    the flossed weights.  Returns the members and ``{"init": [...], "pretrained": [...]}``."""
+    import neuro
+    from neuro.ensemble import Ensemble
+    lyap, pretrain = payload.get("lyapunov"), payload.get("pretrain")
+    if not lyap and not pretrain:
+        return members, {}
+    ens = Ensemble(spec, members, dtype=dtype, device=payload["device"])
+    exponents = {"init": _max_exponents(ens.net, task, lyap)} if lyap else {}
+    if pretrain:
+        f = pretrain["floss"]
+        neuro.floss(ens.net, steps=f["steps"], k=f["k"], local=True, lr=f["lr"], inputs=task,
+                    batch_size=f["batch_size"], seed=f["seed"], progress=False)
+        members = [{**m, "weights": ens.weights(e)} for e, m in enumerate(members)]
+        if lyap:
+            exponents["pretrained"] = _max_exponents(ens.net, task, lyap)
+    return members, exponents
+
+
+def _max_exponents(net, task, options: dict):
+    """Max Lyapunov exponent per step of every member, along trajectories driven by one batch of the
+    task's trials (the same batch for every member)."""
+    import neuro
+    inputs = task.batch(options["batch_size"], seed=options["seed"], dtype=net.W_rec.dtype).inputs
+    inputs = inputs.to(net.W_rec.device)[:options["steps"]] if options["steps"] else inputs.to(net.W_rec.device)
+    res = neuro.lyapunov_spectrum(net, inputs=inputs, k=options["k"], warmup=0, progress=False)
+    return np.atleast_1d(np.asarray(res.max_exponent, dtype=float))
 
 
 # -- tables -----------------------------------------------------------------------
@@ -359,10 +460,17 @@ def _chunk_dir(run: Path, chunk: Chunk) -> Path:
 
 
 def _chunk_table(run: Path, chunk: Chunk) -> Path | None:
+    """The finished chunk's metrics table, or None when the chunk must be (re)computed: not finished,
+    or one of the outputs it promises (its table, a member's checkpoint or history) is missing."""
     d = _chunk_dir(run, chunk)
     if not (d / "done.json").exists():
         return None
-    return next((p for p in (d / "metrics.parquet", d / "metrics.csv") if p.exists()), None)
+    table = next((p for p in (d / "metrics.parquet", d / "metrics.csv") if p.exists()), None)
+    members = [run / "members" / chunk.member_id(m) for m in chunk.members]
+    if table is None or not all((f / "checkpoint.pt").exists() and (f / "history.csv").exists() for f in members):
+        (d / "done.json").unlink()
+        return None
+    return table
 
 
 def _commit(run: Path, chunk: Chunk, result: dict) -> None:
@@ -383,8 +491,10 @@ def _commit(run: Path, chunk: Chunk, result: dict) -> None:
                                                        ("iteration", "loss", "accuracy")))
     d = _chunk_dir(run, chunk)
     write_table(d / "metrics", _rows(chunk, result))
-    atomic_write_text(d / "done.json", json.dumps({"stage": chunk.stage, "members": chunk.members,
-                                                   "member_ids": [chunk.member_id(m) for m in chunk.members]}))
+    atomic_write_text(d / "done.json", json.dumps({
+        "stage": chunk.stage, "members": chunk.members, "member_ids": [chunk.member_id(m) for m in chunk.members],
+        "runs": [{**r["member"], "diverged": r["diverged"], "lyapunov": r.get("lyapunov", {})}
+                 for r in result["members"]]}))
     (d / CHECKPOINT).unlink(missing_ok=True)       # the chunk is done; its training state is no longer needed
 
 
@@ -405,6 +515,7 @@ def _execute(run: Path, exp: Experiment, chunks: list[Chunk], executor, threads,
                  "iterations": c.iterations, "batch_size": exp.batch_size, "dtype": exp.dtype, "device": exp.device,
                  "chunk_dir": str(_chunk_dir(run, c)), "checkpoint_every": exp.checkpoint_every,
                  "threads": threads, "progress": inline and not bar.disable,
+                 "pretrain": exp.pretrain, "lyapunov": exp.lyapunov,
                  "desc": f"{c.stage} {label(c.task)} {label(c.rule)}"} for c in pending]
     for i, result in executor.imap(run_chunk, payloads):
         _commit(run, pending[i], result)
@@ -424,11 +535,24 @@ def _final_losses(rows: list[dict], iterations: int, window: int) -> dict:
     return out
 
 
+def _areas(rows: list[dict], iterations: int) -> dict:
+    """Area under the log10-loss curve per member (``neuro.curves.area_log10``; inf if it diverged)."""
+    from neuro import curves
+    by_member: dict = {}
+    for r in rows:
+        by_member.setdefault((r["stage"], r["task"], r["rule"], r["gain"], r["lr"], r["seed"]), []).append(r)
+    return {key: (curves.area_log10([r["loss"] for r in rs], 0, iterations),) for key, rs in by_member.items()}
+
+
 def select_lrs(exp: Experiment, rows: list[dict]) -> dict:
-    """``{(task label, rule label, gain): lr}``: the lr of the grid with the lowest mean final loss
-    over the selection seeds (the first one on ties)."""
-    finals = _final_losses([r for r in rows if r["stage"] == "lr_search"], exp.lr_selection["iterations"],
-                           exp.final_window)
+    """``{(task label, rule label, gain): lr}``: the lr of the grid with the best mean selection statistic
+    over the selection seeds (the first one on ties): the area under the log10-loss curve (learns early
+    and well; default) or the final loss."""
+    stage_rows = [r for r in rows if r["stage"] == "lr_search"]
+    if exp.lr_selection.get("statistic", "final_loss") == "area_log10":
+        finals = _areas(stage_rows, exp.lr_selection["iterations"])
+    else:
+        finals = _final_losses(stage_rows, exp.lr_selection["iterations"], exp.final_window)
     chosen = {}
     for task in exp.tasks:
         for rule in exp.rules:
@@ -490,7 +614,12 @@ def run_sweep(experiment, out="runs", executor=None, progress: bool = True, work
     run.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(run)
     atomic_write_text(run / "config.json", json.dumps({"key": exp.key(), **exp.config()}, indent=2))
-    first = plan(exp, "lr_search") if exp.lr_selection else plan(exp, "train")
+    if exp.lr_selection:
+        first = plan(exp, "lr_search")
+    elif exp.lr_for:
+        first = plan(exp, "train", lambda t, r, g: [_fixed_lr(exp, r, g)])
+    else:
+        first = plan(exp, "train")
     if executor is None:
         if workers is None:   # one worker per chunk up to a worker per core; one process owns a GPU
             workers = 1 if exp.device.startswith("cuda") else min(cpu_count(), len(first))
@@ -516,6 +645,33 @@ def run_sweep(experiment, out="runs", executor=None, progress: bool = True, work
     atomic_write_text(run / "summary.csv", _csv(summary, list(summary[0])))
     _figures(run, exp, rows)
     return run
+
+
+def _fixed_lr(exp: Experiment, rule: dict, gain: float) -> float:
+    key = f"{label(rule)}|{gain:g}"
+    if key not in exp.lr_for:
+        raise ValueError(f"lr_for has no learning rate for {key!r}")
+    return exp.lr_for[key]
+
+
+def runs_table(run: Path) -> list[dict]:
+    """One record per trained member of a finished sweep: stage, task, rule, gain, lr, seed, whether it
+    diverged and its max Lyapunov exponents (``lyapunov_init``, ``_pretrained``, ``_trained``)."""
+    out = []
+    for done in sorted(Path(run).glob("chunks/*/done.json")):
+        info = json.loads(done.read_text())
+        stage = info["stage"]
+        if not (done.parent / "metrics.parquet").exists() and not (done.parent / "metrics.csv").exists():
+            continue
+        rows = read_table(next(p for p in (done.parent / "metrics.parquet", done.parent / "metrics.csv")
+                               if p.exists()))
+        labels = {(r["gain"], r["lr"], r["seed"]): (r["task"], r["rule"]) for r in rows}
+        for m in info.get("runs", []):
+            task, rule = labels.get((m["gain"], m["lr"], m["seed"]), ("", ""))
+            out.append({"stage": stage, "task": task, "rule": rule, "gain": m["gain"], "lr": m["lr"],
+                        "seed": m["seed"], "diverged": m["diverged"],
+                        **{f"lyapunov_{k}": v for k, v in m.get("lyapunov", {}).items()}})
+    return out
 
 
 def _gather(run: Path, chunks: list[Chunk]) -> list[dict]:
