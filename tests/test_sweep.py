@@ -87,8 +87,10 @@ def test_the_table_and_the_chosen_lrs(reference):
     assert list(rows[0]) == list(sweep.COLUMNS)
     for rule in ("bptt", "eprop"):
         for gain in (0.5, 1.5):
-            search = {lr: np.mean([r["loss"] for r in rows if r["stage"] == "lr_search" and r["rule"] == rule
-                                   and r["gain"] == gain and r["lr"] == lr]) for lr in (1e-3, 1e-2)}
+            # the selection statistic: the area under the log10-loss curve (trapezoid rule)
+            search = {lr: np.trapz(np.log10([r["loss"] for r in rows if r["stage"] == "lr_search"
+                                              and r["rule"] == rule and r["gain"] == gain and r["lr"] == lr]))
+                      for lr in (1e-3, 1e-2)}
             trained = {r["lr"] for r in rows if r["stage"] == "train" and r["rule"] == rule and r["gain"] == gain}
             assert trained == {min(search, key=search.get)}
     assert (reference / "figures" / "learning_curves_romo_decision=3_delay=2_gap=_2_3_.png").stat().st_size > 0
@@ -161,3 +163,50 @@ def test_tables_round_trip_exactly(tmp_path, monkeypatch, parquet):
     assert [{k: v for k, v in r.items() if k != "accuracy"} for r in back] == \
            [{k: v for k, v in r.items() if k != "accuracy"} for r in rows]
     np.testing.assert_array_equal([r["accuracy"] for r in back], [r["accuracy"] for r in rows])
+
+
+def test_a_sweep_whose_member_folders_were_deleted_rebuilds_them(experiment, reference, tmp_path):
+    import shutil
+    run = sweep.run_sweep(experiment, tmp_path, executor=InlineExecutor(), progress=False)
+    shutil.rmtree(run / "members")
+    again = sweep.run_sweep(experiment, tmp_path, executor=InlineExecutor(), progress=False)
+    assert again == run
+    assert len(list(run.glob("members/*/checkpoint.pt"))) == len(list(reference.glob("members/*/checkpoint.pt")))
+    assert sweep.read_table(run) == sweep.read_table(reference)
+
+
+def test_pretraining_lyapunov_and_fixed_lrs_reach_every_member(tmp_path):
+    """Oracles: the recorded exponents equal neuro.lyapunov_spectrum on the member's own networks, and
+    the flossed start equals flossing that network alone."""
+    exp = {"name": "floss", "spec": "romo_rate", "tasks": [{"name": "romo", "gap": [2, 3], "delay": 2, "decision": 3}],
+           "rules": [{"name": "eprop", "form": "detach"}], "gains": [0.3, 1.2], "lrs": [1e-3], "seeds": [0, 1],
+           "iterations": 3, "batch_size": 4, "overrides": {"populations[0].size": 16},
+           "lr_for": {"eprop(form=detach)|0.3": 2e-3, "eprop(form=detach)|1.2": 5e-4},
+           "pretrain": {"floss": {"steps": 3, "lr": 1e-2, "k": 4}}, "lyapunov": {"k": 2, "batch_size": 3}}
+    run = sweep.run_sweep(exp, tmp_path, executor=InlineExecutor(), progress=False)
+    runs = sweep.runs_table(run)
+    assert {(r["gain"], r["lr"]) for r in runs} == {(0.3, 2e-3), (1.2, 5e-4)}
+    task = neuro.tasks.get("romo", dt=20.0, tau=100.0, gap=[2, 3], delay=2, decision=3)
+    inputs = task.batch(3, seed=123).inputs
+    for r in runs:
+        spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 16, "recurrent.gain": r["gain"]})
+        net = neuro.compile(spec, "rate", neuro.init_weights(spec, r["seed"]))
+        init = neuro.lyapunov_spectrum(net, inputs=inputs, k=2).max_exponent
+        assert r["lyapunov_init"] == pytest.approx(init, abs=1e-5)
+        neuro.floss(net, steps=3, k=4, local=True, lr=1e-2, inputs=task, batch_size=8, seed=0, progress=False)
+        assert r["lyapunov_pretrained"] == pytest.approx(neuro.lyapunov_spectrum(net, inputs=inputs, k=2).max_exponent,
+                                                         abs=1e-4)
+        assert r["lyapunov_pretrained"] != pytest.approx(r["lyapunov_init"], abs=1e-4)
+        member = next(run.glob(f"members/*-g{r['gain']:g}-lr*-s{r['seed']}"))
+        assert np.isfinite(load_network(member).weights().W_rec).all()
+
+
+def test_an_lr_for_table_must_cover_every_rule_and_gain(tmp_path):
+    exp = {"name": "x", "spec": "romo_rate", "tasks": ["romo"], "rules": ["bptt"], "gains": [1.0], "lrs": [1e-3],
+           "seeds": 1, "iterations": 1}
+    with pytest.raises(ValueError, match="RULE|GAIN"):
+        sweep.load_experiment({**exp, "lr_for": {"bptt": 1e-3}})
+    with pytest.raises(ValueError, match="either lr_selection or lr_for"):
+        sweep.load_experiment({**exp, "lr_for": {"bptt|1": 1e-3}, "lr_selection": {"iterations": 1}})
+    with pytest.raises(ValueError, match="no learning rate for 'bptt|2'"):
+        sweep.run_sweep({**exp, "gains": [2.0], "lr_for": {"bptt|1": 1e-3}}, tmp_path, progress=False)
