@@ -444,17 +444,34 @@ def _claims_markdown(cfg: Config, claims: list, floors: dict, floss_lr, elapsed:
                   "iterations.** Paired tests on 3 seeds are underpowered (a t-test needs d_z ≳ 1.7 to reach "
                   "p < 0.05 one-sided): read *inconclusive* as 'not measured', and the full run "
                   "(`neuro reproduce initialization`) for the verdicts.", ""]
-    lines += ["| claim | statement | a | b | a − b [95 % CI] | effect | p | p (Holm) | verdict |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += claims_table(claims).splitlines()
+    lines += ["", "Reasons:", ""] + [f"- {c['claim']} {c['statement'].split(':')[0]}: {c['reason']}" for c in claims]
+    return "\n".join(lines) + "\n"
+
+
+def claims_table(claims: list[dict]) -> str:
+    """The claims as a markdown table; ``claims`` as ``_claims`` returns them or as read back from
+    ``claims.csv`` (the README's table is this function of the committed file)."""
+    num = lambda v: float(v) if isinstance(v, str) and v not in ("", "nan") else (math.nan if v in ("", "nan") else v)
+    lines = ["| claim | statement | a | b | a − b [95 % CI] | effect | p | p (Holm) | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for c in claims:
+        c = {k: (num(v) if k not in ("claim", "statement", "verdict", "reason", "note", "test") else v)
+             for k, v in c.items()}
         ci = "" if not np.isfinite(c["ci_low"]) else f" [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]"
         verdict = {"held": "held", "not held": "**not held**", "inconclusive": "*inconclusive*"}[c["verdict"]]
         note = f" ({c['note']})" if c.get("note") else ""
         lines.append(f"| {c['claim']} | {c['statement']}{note} | {_fmt(c['a_mean'])} ± {_fmt(c['a_std'])} | "
                      f"{_fmt(c['b_mean'])} ± {_fmt(c['b_std'])} | {_fmt(c['diff'])}{ci} | {_fmt(c['effect'])} | "
                      f"{_fmt(c['p_one_sided'])} | {_fmt(c['p_holm'])} | {verdict} |")
-    lines += ["", "Reasons:", ""] + [f"- {c['claim']} {c['statement'].split(':')[0]}: {c['reason']}" for c in claims]
     return "\n".join(lines) + "\n"
+
+
+def readme_claims(results: Path) -> str:
+    """The README's claims table, from a committed study folder's ``claims.csv``."""
+    import csv
+    with open(Path(results) / "claims.csv", newline="") as fh:
+        return claims_table(list(csv.DictReader(fh)))
 
 
 # -- outputs -----------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""The initialization study end to end on a tiny grid, and the README's table against the committed run."""
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neuro import curves
+from neuro.studies import initialization as ini
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_a_tiny_study_writes_every_output_and_its_verdicts_follow_the_tests(tmp_path):
+    cfg = ini.Config(tasks={"romo": {"dt": 20.0, "tau": 100.0, "iterations": 30, "criterion": 5e-3}},
+                     gains=[0.2, 1.0], rules=["bptt", "eprop(form=detach)"], lrs=[3e-3], seeds=2,
+                     selection_seeds=[], floss_rules=["eprop(form=detach)"], floss_lrs=[1e-2], floss_steps=2,
+                     floss_k=4, lyapunov_k=2, window_start=5, floss_window_start=10, n_hidden=16, chunk_size=4)
+    res = ini.study(cfg, tmp_path, progress=False, workers=0)
+    for name in ("claims.md", "claims.csv", "runs.csv", "curves.parquet", "learning_curves_romo.png",
+                 "flossing.png", "lyapunov_before_after.png", "sensitivity.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    assert len(runs) == 2 * 2 * 2 + 2 * 2            # rules × gains × seeds, plus the flossed e-prop runs
+    # every statistic recomputes from the stored curves
+    import pyarrow.parquet as pq
+    rows = pq.read_table(tmp_path / "curves.parquet").to_pylist()
+    r = runs[0]
+    loss = [x["loss"] for x in rows if x["condition"] == r["condition"] and x["rule"] == r["rule"]
+            and x["gain"] == float(r["gain"]) and x["seed"] == int(r["seed"]) and x["stage"] == "train"]
+    assert float(r["window_log10_loss"]) == pytest.approx(np.mean(np.log10(loss[5:])), rel=1e-5)
+    # a verdict is what the paired test of the two groups says
+    for c in res["claims"]:
+        assert c["verdict"] in ("held", "not held", "inconclusive")
+    first = next(c for c in res["claims"] if c["claim"] == "2a")
+    lam = {g: [float(x["lyapunov_init"]) for x in runs if x["rule"] == "bptt" and x["condition"] == "none"
+               and float(x["gain"]) == g] for g in (0.2, 1.0)}
+    expected = curves.verdict(curves.compare(np.abs(lam[0.2]), np.abs(lam[1.0])), "greater")[0]
+    assert first["verdict"] == expected
+    assert ini.readme_claims(tmp_path) == ini.claims_table(res["claims"])
+
+
+def test_the_chance_floor_of_romo_by_hand():
+    # per scored step the best input-blind output is the mean target: in the decision window each channel
+    # is 0.5 or 0 with probability 1/2 (variance 1/16); outside it the targets are 0
+    task = ini._task(ini.Config(), "romo")
+    b = task.batch(512, seed=987_654)
+    decision = b.info["decision"]
+    share = decision.sum() / b.mask.numpy().sum()
+    assert ini.chance_floor(task) == pytest.approx(share / 16, rel=0.05)
+
+
+def test_the_readme_claims_table_is_the_committed_full_run():
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"<!-- initialization-claims:start -->\n(.*?)<!-- initialization-claims:end -->", text, re.S)
+    assert m, "README lacks the generated initialization claims table"
+    assert m.group(1) == ini.readme_claims(ROOT / "results" / "initialization")
