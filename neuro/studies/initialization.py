@@ -77,6 +77,7 @@ class Config:
     floss_lrs: list = field(default_factory=lambda: [3e-3, 1e-2, 3e-2])
     lyapunov_k: int = 4
     chunk_size: int = 20
+    lr_for: dict | None = None          # {"RULE|GAIN": lr}: fixed learning rates instead of the selection
     quick: bool = False
 
     @classmethod
@@ -129,8 +130,9 @@ def _experiment(cfg: Config, task: str, rules: list, name: str, seeds=None, lr_f
             "seeds": list(range(cfg.seeds)) if seeds is None else seeds, "iterations": t["iterations"],
             "batch_size": cfg.batch_size, "chunk_size": cfg.chunk_size,
             "overrides": {"populations[0].size": cfg.n_hidden, "dt": t["dt"], "populations[0].neuron.tau": t["tau"]}}
+    lr_for = lr_for if lr_for is not None else cfg.lr_for
     if lr_for is not None:
-        data["lr_for"] = lr_for
+        data["lr_for"] = {k: v for k, v in lr_for.items() if k.split("|")[0] in rules}
     elif cfg.selection_seeds and len(cfg.lrs) > 1:
         data["lr_selection"] = {"iterations": t["iterations"], "seeds": cfg.selection_seeds, "statistic": "area_log10"}
     if pretrain is not None:
