@@ -429,7 +429,10 @@ def _claims_markdown(cfg: Config, claims: list, floors: dict, floss_lr, elapsed:
              f"batch {cfg.batch_size}, N = {cfg.n_hidden}, Adam. {timing}. "
              + (f"Learning rate per (task, rule, gain) from {cfg.lrs} by the area under the log10-loss curve "
                 f"of {len(cfg.selection_seeds)} selection seeds trained for the full length. "
-                if cfg.selection_seeds and len(cfg.lrs) > 1 else f"One learning rate, {cfg.lrs[0]:g}, for every run. ")
+                if cfg.selection_seeds and len(cfg.lrs) > 1 and not cfg.lr_for else
+                "Learning rates fixed per (rule, gain) to those the full run selected: "
+                + ", ".join(f"{k} {v:g}" for k, v in cfg.lr_for.items()) + ". " if cfg.lr_for else
+                f"One learning rate, {cfg.lrs[0]:g}, for every run. ")
              + (f"Flossing: {cfg.floss_steps} local steps, k = {cfg.floss_k}, lr {floss_lr:g} (of {cfg.floss_lrs}, "
                 f"the one that brings the max exponent closest to 0 at every gain). " if floss_lr else "")
              + f"Wall time {elapsed / 60:.1f} min.", "",
@@ -442,7 +445,7 @@ def _claims_markdown(cfg: Config, claims: list, floors: dict, floss_lr, elapsed:
              "", "Chance floors (loss of the best input-blind prediction): "
              + ", ".join(f"{t} {v:.4f}" for t, v in floors.items()) + ".", ""]
     if cfg.quick:
-        lines += [f"**Quick run: {cfg.seeds} seeds, one learning rate, {list(cfg.tasks.values())[0]['iterations']} "
+        lines += [f"**Quick run: {cfg.seeds} seeds, {len(cfg.gains)} gains, {list(cfg.tasks.values())[0]['iterations']} "
                   "iterations.** Paired tests on 3 seeds are underpowered (a t-test needs d_z ≳ 1.7 to reach "
                   "p < 0.05 one-sided): read *inconclusive* as 'not measured', and the full run "
                   "(`neuro reproduce initialization`) for the verdicts.", ""]
