@@ -517,7 +517,7 @@ def _figures(cfg: Config, out: Path, rows: list, stats: list) -> None:
                 ax.set_title(RULE_NAMES.get(rule, rule), fontsize=10)
                 ax.set_xlabel("training iteration")
                 ax.set_yscale("log")
-            axes[0][0].set_ylabel(f"{task} loss (mean ± sd, {cfg.seeds} seeds)")
+            axes[0][0].set_ylabel(f"{task} loss (geometric mean ×/÷ sd, {cfg.seeds} seeds)")
             axes[0][-1].legend(frameon=False, fontsize=8, loc="upper right")
             fig.suptitle(f"{task}: learning curves from iteration {cfg.window_start}; × = a run diverged", fontsize=10)
             plots.save(fig, out / f"learning_curves_{task}{suffix}.png")
@@ -556,6 +556,12 @@ def _band(ax, runs, start, n, color, label) -> None:
     with np.errstate(all="ignore"):
         logs = np.log10(a[:, start:])
         mean, sd = np.nanmean(logs, 0), np.nanstd(logs, 0)
+    smooth = max(1, (n - start) // 100)          # a running mean over 1 % of the window, for legibility
+    if smooth > 1 and np.all(np.isfinite(mean)):
+        kernel = np.ones(smooth) / smooth
+        mean, sd = np.convolve(mean, kernel, "same"), np.convolve(sd, kernel, "same")
+        mean[:smooth], sd[:smooth] = mean[smooth], sd[smooth]
+        mean[-smooth:], sd[-smooth:] = mean[-smooth - 1], sd[-smooth - 1]
     x = np.arange(start, n)
     ax.plot(x, 10 ** mean, color=color, lw=1.4, label=label)
     ax.fill_between(x, 10 ** (mean - sd), 10 ** (mean + sd), color=color, alpha=0.18, lw=0)
