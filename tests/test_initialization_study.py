@@ -56,3 +56,10 @@ def test_the_readme_claims_table_is_the_committed_full_run():
     m = re.search(r"<!-- initialization-claims:start -->\n(.*?)<!-- initialization-claims:end -->", text, re.S)
     assert m, "README lacks the generated initialization claims table"
     assert m.group(1) == ini.readme_claims(ROOT / "results" / "initialization")
+
+
+def test_the_quick_run_uses_the_learning_rates_the_full_run_selected():
+    runs = list(csv.DictReader(open(ROOT / "results" / "initialization" / "runs.csv")))
+    chosen = {f"{r['rule']}|{float(r['gain']):g}": float(r["lr"]) for r in runs if r["condition"] == "none"}
+    for key, lr in ini.QUICK_LRS.items():
+        assert chosen[key] == lr, key

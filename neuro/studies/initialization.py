@@ -51,6 +51,9 @@ from neuro.io import atomic_write_text
 from neuro.studies import common
 
 PAPER_GAINS = (0.2, 0.5, 1.0, 1.5)
+# the learning rates the full run selected (results/initialization/claims.md), reused by --quick
+QUICK_LRS = {"bptt|0.2": 3e-3, "bptt|1": 1e-3, "bptt|2": 3e-3,
+             "eprop(form=detach)|0.2": 3e-4, "eprop(form=detach)|1": 1e-4, "eprop(form=detach)|2": 3e-3}
 RULE_NAMES = {"bptt": "BPTT", "eprop(form=detach)": "e-prop (detach, paper's code)",
               "eprop(form=trace)": "e-prop (trace, Eq. 6)"}
 
@@ -85,12 +88,13 @@ class Config:
         return cls(tasks={"romo": {"dt": 20.0, "tau": 100.0, "iterations": 2000, "criterion": 5e-3}},
                    gains=[0.2, 1.0, 2.0], rules=["bptt", "eprop(form=detach)"], lrs=[1e-3], seeds=3,
                    selection_seeds=[], floss_rules=["eprop(form=detach)"], floss_lrs=[1e-2],
-                   floss_window_start=1000, chunk_size=9, quick=True)
+                   floss_window_start=1000, chunk_size=5, quick=True, lr_for=dict(QUICK_LRS))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
-                   help="Romo only, 3 gains x 3 seeds, BPTT and e-prop, one lr, 2000 iterations (about 3 min)")
+                   help="Romo only, 3 gains x 3 seeds, BPTT and e-prop (detach), the full run's lrs, 2000 iterations "
+                        "(about 3 min)")
     p.add_argument("--out", default=None, help="output folder (default runs/initialization[-quick])")
     p.add_argument("--seeds", type=int, default=None, help="evaluation seeds per condition (default 5; quick 3)")
     p.add_argument("--tasks", nargs="+", default=None, choices=["romo", "2af", "dms"],
