@@ -31,13 +31,14 @@ class Recording:
     events: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.activity = np.asarray(self.activity, dtype=float)
+        self.activity = _real(np.asarray(self.activity), "activity")
         if self.activity.ndim != 3:
             raise ValueError(f"activity must be [conditions, time, neurons], got shape {self.activity.shape}")
         if not np.all(np.isfinite(self.activity)):
             raise ValueError("activity contains NaN or Inf (drop or interpolate those bins first)")
         if not self.dt > 0:
             raise ValueError(f"dt must be > 0 ms, got {self.dt!r}")
+        self.events = _events(self.events, "event")
 
     @property
     def times(self) -> np.ndarray:
@@ -48,19 +49,51 @@ class Recording:
         return self.activity.shape
 
 
+def _real(array: np.ndarray, what: str) -> np.ndarray:
+    """``array`` as float64; complex values are refused rather than cut to their real part."""
+    if np.iscomplexobj(array):
+        raise ValueError(f"{what} is complex; a recording holds real firing rates (take abs() or .real yourself "
+                         f"if that is what you mean)")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"{what} must be numeric, got dtype {array.dtype}")
+    return np.asarray(array, dtype=float)
+
+
+def _events(events: dict | None, what: str) -> dict:
+    """Event name -> finite time in ms."""
+    out = {}
+    for name, t in dict(events or {}).items():
+        try:
+            value = float(t)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} {name!r} must be a time in ms, got {t!r}") from None
+        if not np.isfinite(value):
+            raise ValueError(f"{what} {name!r} must be a finite time in ms, got {t!r}")
+        out[name] = value
+    return out
+
+
 def _arrays_in(path: Path) -> dict:
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return {"": np.load(path, allow_pickle=False)}
-    if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+    if suffix in (".npy", ".npz", ".mat") and path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes)")
+    if suffix in (".npy", ".npz"):
+        try:
+            if suffix == ".npy":
+                return {"": np.load(path, allow_pickle=False)}
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(f"{path} is not a readable {suffix} file ({err})") from None
     if suffix == ".mat":
         from scipy.io import loadmat
         try:
-            raw = loadmat(path, squeeze_me=True)
+            # no squeeze_me: it would turn a one-condition [1, T, N] array into [T, N]
+            raw = loadmat(path)
         except NotImplementedError:
             raise ValueError(f"{path} is a MATLAB v7.3 (HDF5) file; save it with -v7 or convert it to .npz") from None
+        except (ValueError, TypeError, OSError) as err:
+            raise ValueError(f"{path} is not a readable MATLAB file ({err})") from None
         return {k: v for k, v in raw.items() if not k.startswith("__")}
     raise ValueError(f"recording file must end in .npy, .npz or .mat, got {path.name!r}")
 
@@ -77,15 +110,20 @@ def load_recording(path, key: str | None = None, axes: str = "ctn", dt: float = 
     if key is None:
         numeric = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray) and v.ndim == 3
                    and np.issubdtype(v.dtype, np.number)}
+        arrays_only = [k for k, v in arrays.items() if isinstance(v, np.ndarray) and v.dtype != object]
+        if not numeric and len(arrays_only) == 1:
+            numeric = {arrays_only[0]: arrays[arrays_only[0]]}      # the only array: its shape is the error
         if len(numeric) != 1:
             raise ValueError(f"{path.name} holds {len(numeric)} three-dimensional arrays "
                              f"({sorted(numeric) or sorted(arrays)}); choose one with key=")
         key = next(iter(numeric))
     if key not in arrays:
         raise ValueError(f"key {key!r} is not in {path.name}; it holds {sorted(arrays)}")
-    array = np.asarray(arrays[key], dtype=float)
+    array = _real(np.asarray(arrays[key]), f"{path.name}[{key!r}]")
     if array.ndim != 3:
-        raise ValueError(f"{path.name}[{key!r}] must be three-dimensional ({axes}), got shape {array.shape}")
+        raise ValueError(f"{path.name}[{key!r}] must be three-dimensional ({axes}), got shape {array.shape}"
+                         + (" (MATLAB drops trailing singleton axes: store one neuron or one condition first, "
+                            "e.g. as [1, T, N] with axes='ctn')" if path.suffix.lower() == ".mat" else ""))
     return Recording(np.transpose(array, [axes.index(a) for a in "ctn"]), dt=dt, t0=t0, events=dict(events or {}))
 
 
@@ -99,6 +137,9 @@ def align(recording: Recording, task_times: np.ndarray, task_events: dict | None
     map outside the recording are an error.
     """
     task_times = np.asarray(task_times, dtype=float)
+    if task_times.ndim != 1 or not np.all(np.isfinite(task_times)):
+        raise ValueError("task_times must be a one-dimensional array of finite times in ms")
+    task_events = _events(task_events, "task event")
     shared = sorted(set(recording.events) & set(task_events or {}), key=lambda k: task_events[k])
     if task_events and recording.events and not shared:
         raise ValueError(f"no event is named in both the recording {sorted(recording.events)} and the task "
