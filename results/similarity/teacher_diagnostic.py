@@ -4,8 +4,8 @@ The "data" of the study are a teacher network trained with BPTT.  This reruns th
 BPTT and e-prop students (N = 64, 4 seeds, default gain and learning rate, same iterations) against a
 teacher trained with e-prop instead, so a gap that follows the teacher's rule shows up as a reversal.
 
-    OMP_NUM_THREADS=1 .venv/bin/python docs/similarity/teacher_diagnostic.py eprop 2000 runs/similarity-eprop-teacher reaching
-    OMP_NUM_THREADS=1 .venv/bin/python docs/similarity/teacher_diagnostic.py eprop 2500 runs/similarity-eprop-teacher-context context
+    OMP_NUM_THREADS=1 .venv/bin/python results/similarity/teacher_diagnostic.py eprop 2000 runs/similarity-eprop-teacher reaching
+    OMP_NUM_THREADS=1 .venv/bin/python results/similarity/teacher_diagnostic.py eprop 2500 runs/similarity-eprop-teacher-context context
 
 Arguments: teacher rule, teacher iterations, output folder, task.  About 2.3 and 1.2 CPU-minutes.
 """
