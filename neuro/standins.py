@@ -59,7 +59,7 @@ class StandInConfig:
     force_units: int = 200          # full-FORCE network size
     force_segments: dict = field(default_factory=lambda: {"reaching": 300, "context": 400})
     force_noise: float = 0.05       # recurrent noise (per step) that makes trials differ
-    planes: int = 4                 # rotational: number of rotation planes
+    planes: int = 8                 # rotational: number of rotation planes
     decay_ms: float = 400.0         # rotational: decay of the rotations
     latent_noise: float = 0.15      # trial-to-trial noise of the latent state (relative)
 
@@ -217,13 +217,15 @@ class _OneHot:
 def full_force(task, cond, spec, cfg: StandInConfig, seed: int, task_name: str) -> tuple[np.ndarray, float]:
     """Per-trial rates ``[K, C, T, n_neurons]`` of a full-FORCE-trained rate network and its accuracy
     on the compared conditions (1 - NMSE for reaching, the fraction correct for the context task)."""
-    import neuro
+    from neuro import rules
+    from neuro.compiler import compile as compile_spec
+    from neuro.weights import init_weights
     rng = np.random.default_rng(seed)
     spec = spec.replace(**{"populations[0].size": cfg.force_units, "populations[0].neuron.activation": "tanh",
                            "populations[0].neuron.noise_std": 0.0})
-    net = neuro.compile(spec, "rate", neuro.init_weights(spec, seed=seed), dtype=torch.float64)
+    net = compile_spec(spec, "rate", init_weights(spec, seed=seed), dtype=torch.float64)
     target_task = task if task.kind == "regression" else _OneHot(task)
-    rule = neuro.rules.get("full_force", test=0)
+    rule = rules.get("full_force", test=0)
     rule.fit(net, target_task, iterations=cfg.force_segments[task_name], seed=seed, progress=False)
     inputs = cond.inputs.double()
     T, C = inputs.shape[0], inputs.shape[1]
