@@ -26,4 +26,7 @@ python -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 python -m pip install -q rockpool==3.1.0 PyNN==0.13.0
 python -m pip install -q --no-deps norse==1.1.0 sinabs==3.1.3
 python -m pip install -q pbr==7.1.3
+# dsa-metric (Dynamical Similarity Analysis, neuro/dsa.py) in its own line: its dependencies (pydmd, pandas,
+# xarray, pot, ...) co-install, but an unpinned install upgrades numpy to 2.x, which lava and brian2 refuse
+python -m pip install -q dsa-metric==2.0.2 numpy==1.26.4
 python -c "import neuro; print('neuro', neuro.__version__, 'installed in .venv')"
