@@ -58,7 +58,8 @@ def dsa_distances(xs: list, ys: list | None = None, n_delays: int = 10, rank: in
     torch.manual_seed(seed)
     model = DSA.DSA(xs, ys_ if ys_ is not None else None, n_delays=n_delays, rank=rank,
                     score_method=score_method, iters=iters, lr=lr, verbose=False)
-    return np.atleast_2d(np.asarray(model.fit_score(), dtype=float))
+    scores = np.asarray(model.fit_score(), dtype=float)
+    return scores.reshape(len(xs), len(xs) if ys_ is None else len(ys_))
 
 
 def dsa_distance(x, y, **options) -> float:
