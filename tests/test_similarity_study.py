@@ -20,19 +20,41 @@ def _toy(**kw):
     return study.Config(**base)
 
 
+def _mante_layout_file(path):
+    """A recording in the README's layout for the context task: [72 conditions, time, neurons] stored as
+    [neurons, time, conditions] under key 'psth' in a .mat, 25 ms bins from -350 ms (stimulus onset = 0)."""
+    from scipy.io import savemat
+    rng = np.random.default_rng(0)
+    times = -350 + 25 * np.arange(67)                                 # -350 .. 1300 ms
+    latent = np.stack([np.sin(times / 300.0 + k) for k in range(3)], -1)
+    act = 10 + rng.normal(size=(72, 1, 3)) * latent[None] @ rng.normal(size=(3, 9)) + rng.random((72, 67, 9))
+    savemat(path, {"psth": act.transpose(2, 1, 0), "unit_names": np.array(["a"] * 9)})
+    return act
+
+
 def test_similarity_study_tests_every_claim_against_every_reference(tmp_path):
     import neuro
     from neuro.studies import similarity as study
+    _mante_layout_file(tmp_path / "mante.mat")
+    args = _args(tmp_path / "mante.mat", tasks=["context"], data_task="context", data_key="psth", data_axes="ntc",
+                 data_dt=25, data_t0=-350, data_events="stimulus=0,delay=750,decision=1050")
+    recording = study.load(args)
+    assert recording.shape == (72, 67, 9) and recording.events["decision"] == 1050.0
     cfg = _toy(teacher_rule="bptt")
-    res = study.study(cfg, tmp_path, progress=False)
+    res = study.study(cfg, tmp_path / "run", data={"context": recording}, progress=False)
+    tmp_path = tmp_path / "run"
     for f in ("claims.md", "claims.csv", "robustness.csv", "summary.csv", "distance_vs_accuracy_context.png",
               "eigenspectrum_context.png"):
         assert (tmp_path / f).exists(), f
     refs = [r.name for r in res["references"]["context"]]
-    assert refs == ["force", "line_attractor", "teacher-bptt"]
+    assert refs == ["force", "line_attractor", "teacher-bptt", "recording"]
+    # the recording, aligned by its events: task time 350 ms (stimulus) is its 0 ms, i.e. bin 14
+    aligned = res["references"]["context"][3].activity
+    assert aligned.shape == (72, 34, 9)
+    np.testing.assert_allclose(aligned[:, 7], recording.activity[:, 14])
     # bptt: default + gain 2 + lr 1e-4 = 3 members; eprop: default + gain 2; dale: bptt, modprop;
-    # 2 seeds, 3 snapshots, 3 references
-    assert len(res["rows"]) == 2 * 3 * 3 * (3 + 2 + 1 + 1)
+    # 2 seeds, 3 snapshots, 4 references
+    assert len(res["rows"]) == 2 * 3 * 4 * (3 + 2 + 1 + 1)
     assert all(0 <= r["distance"] <= np.pi / 2 and 0 <= r["accuracy"] <= 1 for r in res["rows"])
     per_ref = {}
     for c in res["claims"]:
@@ -42,10 +64,10 @@ def test_similarity_study_tests_every_claim_against_every_reference(tmp_path):
         assert found == ({"(models only)"} if key[0] == "3b" else set(refs)), key
     assert {k[0] for k in per_ref} >= {"1", "2", "3a", "3b", "5", "6"}
     assert all(r["overall"] for r in res["robustness"])
-    # the teacher is shown, never counted: a claim's overall reading uses the two stand-ins only
+    # the teacher is shown, never counted: a claim's overall reading uses the stand-ins and the recording
     for r in res["robustness"]:
         if r["claim"] != "3b" and set(r["labels"].values()) >= {"held"}:
-            neutral = [r["labels"][n] for n in ("force", "line_attractor")]
+            neutral = [r["labels"][n] for n in ("force", "line_attractor", "recording")]
             assert (r["overall"] == "supported") == all(x == "held" for x in neutral)
     # the compared activity is the network's own: a rotated copy is at distance 0
     task = neuro.tasks.get("context")
