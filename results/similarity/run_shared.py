@@ -2,7 +2,7 @@
 configuration with 3 seeds, N = 48, 32 recorded neurons per stand-in, reaching at dt = 20 ms for 400
 iterations and the context task for 800, the Dale/ReLU variants on the context task only, no teacher.
 
-    OMP_NUM_THREADS=1 nice -n 5 python results/similarity/run_shared.py TASK OUT
+    OMP_NUM_THREADS=1 nice -n 5 python results/similarity/run_shared.py TASK results/similarity/TASK
 """
 import sys
 from pathlib import Path
