@@ -94,7 +94,9 @@ def exports() -> dict:
 
 def study_names() -> list[str]:
     import neuro.studies
-    return sorted(m.name for m in pkgutil.iter_modules(neuro.studies.__path__) if m.name != "common")
+    names = sorted(m.name for m in pkgutil.iter_modules(neuro.studies.__path__) if m.name != "common")
+    # a study's stages (STUDY_stage.py, e.g. similarity_claims) are modules of that study, not studies
+    return [n for n in names if not any(n.startswith(f"{other}_") for other in names if other != n)]
 
 
 def studies() -> dict:

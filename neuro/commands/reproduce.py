@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 import textwrap
 
@@ -11,7 +10,8 @@ import neuro.studies
 
 
 def _studies() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(neuro.studies.__path__) if m.name != "common")
+    from neuro.catalog import study_names         # a study's stage modules (STUDY_stage.py) are not studies
+    return study_names()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
