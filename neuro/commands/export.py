@@ -48,7 +48,7 @@ def run(args) -> int:
         neuro.export(net, "nir", out)
     elif fmt == "brian2":
         out = Path(args.out) if args.out else _default_out(args, run_info)
-        artefacts.write_brian2_script(net, out)
+        neuro.export(net, "brian2", out)
     else:
         out = None
         options = {"precision": args.precision, "progress": False}
