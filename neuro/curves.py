@@ -117,7 +117,8 @@ def run_statistics(loss, accuracy=None, window: tuple = (200, None), criterion: 
         row["iterations_to_criterion"] = iterations_to(loss, criterion)
     if accuracy is not None:
         acc = _curve(accuracy)
-        row["final_accuracy"] = float(np.nanmean(acc[-final_window:])) if np.any(np.isfinite(acc)) else math.nan
+        tail = acc[-final_window:]
+        row["final_accuracy"] = float(np.nanmean(tail)) if np.any(np.isfinite(tail)) else math.nan
     return row
 
 

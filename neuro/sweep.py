@@ -353,7 +353,7 @@ def run_chunk(payload: dict) -> dict:
                              desc=payload.get("desc", "ensemble"), run_dir=payload["chunk_dir"],
                              checkpoint_every=payload["checkpoint_every"])
         if payload.get("lyapunov"):
-            exponents["trained"] = _max_exponents(res.ensemble.net, task, payload["lyapunov"])
+            exponents["trained"] = max_exponents(res.ensemble.net, task, payload["lyapunov"])
         out = []
         for e, m in enumerate(payload["members"]):
             state = {k: v.detach().cpu() for k, v in res.network(e).state_dict().items()}
@@ -375,18 +375,18 @@ def _prepare_members(spec, task, members: list, payload: dict, dtype) -> tuple[l
     if not lyap and not pretrain:
         return members, {}
     ens = Ensemble(spec, members, dtype=dtype, device=payload["device"])
-    exponents = {"init": _max_exponents(ens.net, task, lyap)} if lyap else {}
+    exponents = {"init": max_exponents(ens.net, task, lyap)} if lyap else {}
     if pretrain:
         f = pretrain["floss"]
         neuro.floss(ens.net, steps=f["steps"], k=f["k"], local=True, lr=f["lr"], inputs=task,
                     batch_size=f["batch_size"], seed=f["seed"], progress=False)
         members = [{**m, "weights": ens.weights(e)} for e, m in enumerate(members)]
         if lyap:
-            exponents["pretrained"] = _max_exponents(ens.net, task, lyap)
+            exponents["pretrained"] = max_exponents(ens.net, task, lyap)
     return members, exponents
 
 
-def _max_exponents(net, task, options: dict):
+def max_exponents(net, task, options: dict):
     """Max Lyapunov exponent per step of every member, along trajectories driven by one batch of the
     task's trials (the same batch for every member)."""
     import neuro
@@ -493,8 +493,8 @@ def _commit(run: Path, chunk: Chunk, result: dict) -> None:
     write_table(d / "metrics", _rows(chunk, result))
     atomic_write_text(d / "done.json", json.dumps({
         "stage": chunk.stage, "members": chunk.members, "member_ids": [chunk.member_id(m) for m in chunk.members],
-        "runs": [{**r["member"], "diverged": r["diverged"], "lyapunov": r.get("lyapunov", {})}
-                 for r in result["members"]]}))
+        "runs": [{**r["member"], "task": label(chunk.task), "rule": label(chunk.rule), "diverged": r["diverged"],
+                  "lyapunov": r.get("lyapunov", {})} for r in result["members"]]}))
     (d / CHECKPOINT).unlink(missing_ok=True)       # the chunk is done; its training state is no longer needed
 
 
@@ -660,16 +660,9 @@ def runs_table(run: Path) -> list[dict]:
     out = []
     for done in sorted(Path(run).glob("chunks/*/done.json")):
         info = json.loads(done.read_text())
-        stage = info["stage"]
-        if not (done.parent / "metrics.parquet").exists() and not (done.parent / "metrics.csv").exists():
-            continue
-        rows = read_table(next(p for p in (done.parent / "metrics.parquet", done.parent / "metrics.csv")
-                               if p.exists()))
-        labels = {(r["gain"], r["lr"], r["seed"]): (r["task"], r["rule"]) for r in rows}
         for m in info.get("runs", []):
-            task, rule = labels.get((m["gain"], m["lr"], m["seed"]), ("", ""))
-            out.append({"stage": stage, "task": task, "rule": rule, "gain": m["gain"], "lr": m["lr"],
-                        "seed": m["seed"], "diverged": m["diverged"],
+            out.append({"stage": info["stage"], "task": m["task"], "rule": m["rule"], "gain": m["gain"],
+                        "lr": m["lr"], "seed": m["seed"], "diverged": m["diverged"],
                         **{f"lyapunov_{k}": v for k, v in m.get("lyapunov", {}).items()}})
     return out
 

@@ -43,7 +43,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import neuro
 from neuro import curves, sweep
@@ -160,7 +159,7 @@ def study(cfg: Config, out: Path, progress: bool = True, workers: int | None = N
         r, meta = _collect(folder, "none")
         rows += r
         runs += meta
-        chosen.update(_chosen_lrs(exp, meta))
+        chosen.update(_chosen_lrs(meta))
         if task == cfg.floss_task and cfg.floss_rules:
             floss_lr, floss_table = _choose_floss_lr(cfg, progress, workers)
             lr_for = {f"{r}|{g:g}": chosen[(task, r, g)] for r in cfg.floss_rules for g in cfg.gains}
@@ -197,7 +196,7 @@ def _collect(folder: Path, condition: str) -> tuple[list, list]:
     return rows, meta
 
 
-def _chosen_lrs(exp: sweep.Experiment, meta: list) -> dict:
+def _chosen_lrs(meta: list) -> dict:
     """(task, rule, gain) -> the lr its evaluation seeds trained with."""
     return {(m["task"], m["rule"], m["gain"]): m["lr"] for m in meta if m["stage"] == "train"}
 
@@ -237,10 +236,10 @@ def _floss_candidate(payload: dict) -> list[dict]:
     members = [{"seed": s, "lr": 1e-3, "overrides": {"recurrent.gain": g}} for g in cfg.gains for s in seeds]
     lyap = {"k": cfg.lyapunov_k, "batch_size": 8, "steps": None, "seed": 123}
     ens = Ensemble(spec, members)
-    before = sweep._max_exponents(ens.net, task, lyap)
+    before = sweep.max_exponents(ens.net, task, lyap)
     neuro.floss(ens.net, steps=cfg.floss_steps, k=cfg.floss_k, local=True, lr=lr, inputs=task, batch_size=8,
                 seed=0, progress=False)
-    after = sweep._max_exponents(ens.net, task, lyap)
+    after = sweep.max_exponents(ens.net, task, lyap)
     return [{"floss_lr": lr, "gain": m["overrides"]["recurrent.gain"], "seed": m["seed"],
              "lyapunov_before": float(before[i]), "lyapunov_after": float(after[i])} for i, m in enumerate(members)]
 
