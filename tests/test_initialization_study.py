@@ -60,6 +60,19 @@ def test_the_readme_claims_table_is_the_committed_full_run():
 
 def test_the_quick_run_uses_the_learning_rates_the_full_run_selected():
     runs = list(csv.DictReader(open(ROOT / "results" / "initialization" / "runs.csv")))
-    chosen = {f"{r['rule']}|{float(r['gain']):g}": float(r["lr"]) for r in runs if r["condition"] == "none"}
+    chosen = {f"{r['rule']}|{float(r['gain']):g}": float(r["lr"]) for r in runs
+              if r["condition"] == "none" and r["task"] == "romo"}
     for key, lr in ini.QUICK_LRS.items():
         assert chosen[key] == lr, key
+
+
+def test_at_alpha_zero_the_trace_form_is_not_run_twice():
+    """dt = τ leaves e-prop no trace (tests/test_rules.py holds both forms' gradients equal there):
+    2AF and DMS at NeuroGym's dt = 100 ms run the detach form once, named for both."""
+    cfg = ini.Config()
+    assert ini.task_rules(cfg, "romo") == ["bptt", "eprop(form=detach)", "eprop(form=trace)"]
+    assert ini.task_rules(cfg, "2af") == ini.task_rules(cfg, "dms") == ["bptt", "eprop(form=detach)"]
+    assert ini.rule_name(cfg, "dms", "eprop(form=detach)") == "e-prop (α = 0: detach = trace)"
+    assert ini.rule_name(cfg, "romo", "eprop(form=detach)") == "e-prop (detach, paper's code)"
+    slow = ini.Config(tasks={"2af": {"dt": 20.0, "tau": 100.0, "iterations": 10, "criterion": None}})
+    assert ini.task_rules(slow, "2af") == cfg.rules

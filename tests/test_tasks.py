@@ -58,6 +58,34 @@ def test_neurogym_adapters(name, n_in, n_out, steps):
     assert task.accuracy(wrong, b) == 0.0
 
 
+@pytest.mark.parametrize("name", ["2af", "dms"])
+@pytest.mark.parametrize("dt,timing", [(100.0, None), (30.0, None), (20.0, {"delay": 200})])
+def test_batched_replica_is_bit_identical_to_neurogym(name, dt, timing):
+    """PerceptualDecisionMaking and DelayMatchSample are drawn as a batch by a replica of their
+    ``new_trial``; the trials must be NeuroGym's own, bit for bit (noise included)."""
+    task = neuro.tasks.get(name, dt=dt, **({"timing": timing} if timing else {}))
+    x, y, mask, info = task.trials(7, np.random.default_rng(11))
+    env = task.env
+    env.seed(int(np.random.default_rng(11).integers(2**31 - 1)))
+    for b in range(7):
+        trial = env.new_trial()
+        np.testing.assert_array_equal(x[:, b], env.ob.astype(float))
+        np.testing.assert_array_equal(y[:, b], env.gt)
+        assert set(trial) == set(info["trials"][b])
+        for k in trial:
+            np.testing.assert_array_equal(trial[k], info["trials"][b][k])
+    assert mask.all() and (info["last"] == len(env.gt) - 1).all()
+
+
+def test_variable_timing_falls_back_to_neurogym():
+    """A period drawn from a distribution has no replica: the trials (of unequal length) come from NeuroGym."""
+    task = neuro.tasks.get("2af", dt=100.0, timing={"stimulus": ("choice", [500, 1000])})
+    x, y, mask, info = task.trials(6, np.random.default_rng(2))
+    lengths = info["last"] + 1
+    assert set(lengths) == {7, 12}
+    assert (mask.sum(0) == lengths).all()
+
+
 def test_unknown_task_is_clear():
     with pytest.raises(ValueError, match="task must be one of"):
         neuro.tasks.get("mnist")

@@ -154,7 +154,7 @@ def study(cfg: Config, out: Path, progress: bool = True, workers: int | None = N
     floss_lr, floss_table = None, []
     # the flossing task first and its flossing comparison right after: a run cut short keeps them
     for task in sorted(cfg.tasks, key=lambda t: t != cfg.floss_task):
-        exp = _experiment(cfg, task, cfg.rules, f"{task}", lyapunov=task == cfg.floss_task)
+        exp = _experiment(cfg, task, task_rules(cfg, task), f"{task}", lyapunov=task == cfg.floss_task)
         folder = sweep.run_sweep(exp, out / "sweeps", progress=progress, workers=workers)
         r, meta = _collect(folder, "none")
         rows += r
@@ -181,6 +181,22 @@ def study(cfg: Config, out: Path, progress: bool = True, workers: int | None = N
     _figures(cfg, out, rows, stats)
     atomic_write_text(out / "claims.md", _claims_markdown(cfg, claims, floors, floss_lr, elapsed))
     return {"claims": claims, "runs": stats, "seconds": elapsed}
+
+
+def task_rules(cfg: Config, task: str) -> list:
+    """The rules a task runs.  At dt >= τ (α = 0) e-prop's trace form is its detach form (no leak, no
+    trace to keep; ``tests/test_rules.py`` holds the gradients equal), so only the detach form runs."""
+    t = cfg.tasks[task]
+    if t["dt"] >= t["tau"] and "eprop(form=detach)" in cfg.rules:
+        return [r for r in cfg.rules if r != "eprop(form=trace)"]
+    return list(cfg.rules)
+
+
+def rule_name(cfg: Config, task: str, rule: str) -> str:
+    """A rule's name in tables and figures; at α = 0 the detach row stands for both e-prop forms."""
+    if rule == "eprop(form=detach)" and "eprop(form=trace)" in cfg.rules and "eprop(form=trace)" not in task_rules(cfg, task):
+        return "e-prop (α = 0: detach = trace)"
+    return RULE_NAMES.get(rule, rule)
 
 
 def _task(cfg: Config, name: str):
@@ -321,10 +337,10 @@ def _claims(cfg: Config, stats: list, floors: dict) -> list[dict]:
     low = min(cfg.gains)
     ref = 1.0 if 1.0 in cfg.gains else sorted(cfg.gains)[len(cfg.gains) // 2]
     for task in cfg.tasks:
-        for rule in cfg.rules:
+        for rule in task_rules(cfg, task):
             claims += _gain_claims(cfg, stats, floors[task], task, rule, low, ref)
     if cfg.floss_task in cfg.tasks:
-        for rule in cfg.rules:
+        for rule in task_rules(cfg, cfg.floss_task):
             claims += _lyapunov_claims(cfg, stats, rule, low, ref)
         for rule in cfg.floss_rules:
             claims += _flossing_claims(cfg, stats, floors[cfg.floss_task], rule, low)
@@ -342,7 +358,7 @@ def _floor_note(stats, task, rule, gains, floor, condition="none"):
 
 
 def _gain_claims(cfg, stats, floor, task, rule, low, ref) -> list[dict]:
-    name = f"{task} / {RULE_NAMES.get(rule, rule)}"
+    name = f"{task} / {rule_name(cfg, task, rule)}"
     out = []
     a, b = _values(stats, task, rule, low), _values(stats, task, rule, ref)
     out.append(_claim("1a", f"{name}: g = {low:g} learns worse than g = {ref:g} (mean log10 loss from iteration "
@@ -438,6 +454,9 @@ def _claims_markdown(cfg: Config, claims: list, floors: dict, floss_lr, elapsed:
                 f"One learning rate, {cfg.lrs[0]:g}, for every run. ")
              + (f"Flossing: {cfg.floss_steps} local steps, k = {cfg.floss_k}, lr {floss_lr:g} (of {cfg.floss_lrs}, "
                 f"the one that brings the max exponent closest to 0 at every gain). " if floss_lr else "")
+             + "".join(f"{t}: dt = τ, so α = 0 and the two e-prop forms are one rule (their gradients are equal); "
+                       "it runs once, reported as 'detach = trace'. " for t in cfg.tasks
+                       if task_rules(cfg, t) != list(cfg.rules))
              + f"Wall time {elapsed / 60:.1f} min.", "",
              "Statistic: each run's mean log10 loss from iteration "
              f"{cfg.window_start} (the paper's Fig. 1 starts there; claim 3 from {cfg.floss_window_start}, as "
@@ -510,14 +529,15 @@ def _figures(cfg: Config, out: Path, rows: list, stats: list) -> None:
     colors = dict(zip(cfg.gains, plt.cm.viridis(np.linspace(0, 0.9, len(cfg.gains)))))
     for task in cfg.tasks:
         n = cfg.tasks[task]["iterations"]
+        rules = task_rules(cfg, task)
         for suffix, gains in (("", cfg.gains), ("_intermediate", [g for g in cfg.gains if g in PAPER_GAINS])):
-            fig, axes = plt.subplots(1, len(cfg.rules), figsize=(4.4 * len(cfg.rules), 3.6), sharey=True,
+            fig, axes = plt.subplots(1, len(rules), figsize=(4.4 * len(rules), 3.6), sharey=True,
                                      squeeze=False)
-            for ax, rule in zip(axes[0], cfg.rules):
+            for ax, rule in zip(axes[0], rules):
                 for g in gains:
                     runs = [by.get(("none", task, rule, g, s), []) for s in range(cfg.seeds)]
                     _band(ax, runs, cfg.window_start, n, colors[g], f"g = {g:g}" + ("" if g in PAPER_GAINS else " (ours)"))
-                ax.set_title(RULE_NAMES.get(rule, rule), fontsize=10)
+                ax.set_title(rule_name(cfg, task, rule), fontsize=10)
                 ax.set_xlabel("training iteration")
                 ax.set_yscale("log")
             axes[0][0].set_ylabel(f"{task} loss (geometric mean ×/÷ sd, {cfg.seeds} seeds)")
@@ -598,11 +618,11 @@ def _sensitivity_figure(cfg, out, stats, plt, plots) -> None:
     markers = dict(zip(cfg.rules, "osd^v"))
     for ax, task in zip(axes[0], cfg.tasks):
         t = cfg.tasks[task]
-        for rule in cfg.rules:
+        for rule in task_rules(cfg, task):
             v = [_values(stats, task, rule, g) for g in cfg.gains]
             m = [np.mean(x) if np.all(np.isfinite(x)) else np.nan for x in v]
             sd = [np.std(x, ddof=1) if np.all(np.isfinite(x)) else np.nan for x in v]
-            ax.errorbar(cfg.gains, m, yerr=sd, marker=markers[rule], capsize=3, label=RULE_NAMES.get(rule, rule))
+            ax.errorbar(cfg.gains, m, yerr=sd, marker=markers[rule], capsize=3, label=rule_name(cfg, task, rule))
         ax.set_title(f"{task}: dt/τ = {t['dt'] / t['tau']:.2g} (α = {1 - t['dt'] / t['tau']:.2g})", fontsize=10)
         ax.set_xlabel("initial gain g")
     axes[0][0].set_ylabel(f"mean log10 loss from iteration {cfg.window_start}")
