@@ -76,3 +76,11 @@ def test_at_alpha_zero_the_trace_form_is_not_run_twice():
     assert ini.rule_name(cfg, "romo", "eprop(form=detach)") == "e-prop (detach, paper's code)"
     slow = ini.Config(tasks={"2af": {"dt": 20.0, "tau": 100.0, "iterations": 10, "criterion": None}})
     assert ini.task_rules(slow, "2af") == cfg.rules
+
+
+def test_rows_with_different_columns_are_all_written(tmp_path):
+    """Romo's runs have an iterations-to-criterion column, 2AF's (no criterion) do not: one table holds both."""
+    from neuro.studies import common
+    common.write_rows(tmp_path / "t.csv", [{"task": "romo", "iterations_to_criterion": 412}, {"task": "2af"}])
+    rows = list(csv.DictReader(open(tmp_path / "t.csv")))
+    assert rows == [{"task": "romo", "iterations_to_criterion": "412"}, {"task": "2af", "iterations_to_criterion": ""}]

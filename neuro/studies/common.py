@@ -61,7 +61,8 @@ def write_rows(path, rows: list[dict]) -> None:
     if not rows:
         return
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    columns = list(dict.fromkeys(k for r in rows for k in r))     # every row's columns, first seen first
+    w = csv.DictWriter(buf, fieldnames=columns, restval="")
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(path, buf.getvalue())

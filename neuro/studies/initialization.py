@@ -77,6 +77,7 @@ class Config:
     floss_steps: int = 100
     floss_k: int = 16
     floss_lrs: list = field(default_factory=lambda: [3e-3, 1e-2, 3e-2])
+    floss_select_lr: bool = True        # flossed runs get their own lr selection (the paper: per scheme)
     lyapunov_k: int = 4
     chunk_size: int = 20
     lr_for: dict | None = None          # {"RULE|GAIN": lr}: fixed learning rates instead of the selection
@@ -86,7 +87,7 @@ class Config:
     def quick_config(cls) -> "Config":
         return cls(tasks={"romo": {"dt": 20.0, "tau": 100.0, "iterations": 2000, "criterion": 5e-3}},
                    gains=[0.2, 1.0, 2.0], rules=["bptt", "eprop(form=detach)"], lrs=[1e-3], seeds=3,
-                   selection_seeds=[], floss_rules=["eprop(form=detach)"], floss_lrs=[1e-2],
+                   selection_seeds=[], floss_rules=["eprop(form=detach)"], floss_lrs=[1e-2], floss_select_lr=False,
                    floss_window_start=1000, chunk_size=5, quick=True, lr_for=dict(QUICK_LRS))
 
 
@@ -150,7 +151,7 @@ def study(cfg: Config, out: Path, progress: bool = True, workers: int | None = N
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
     t0 = time.time()
-    rows, runs, chosen = [], [], {}
+    rows, runs, chosen, selection = [], [], {}, []
     floss_lr, floss_table = None, []
     # the flossing task first and its flossing comparison right after: a run cut short keeps them
     for task in sorted(cfg.tasks, key=lambda t: t != cfg.floss_task):
@@ -159,10 +160,12 @@ def study(cfg: Config, out: Path, progress: bool = True, workers: int | None = N
         r, meta = _collect(folder, "none")
         rows += r
         runs += meta
+        selection += _selection(folder, "none")
         chosen.update(_chosen_lrs(meta))
         if task == cfg.floss_task and cfg.floss_rules:
             floss_lr, floss_table = _choose_floss_lr(cfg, progress, workers)
-            lr_for = {f"{r}|{g:g}": chosen[(task, r, g)] for r in cfg.floss_rules for g in cfg.gains}
+            lr_for = (None if _selects_floss_lr(cfg) else
+                      {f"{r}|{g:g}": chosen[(task, r, g)] for r in cfg.floss_rules for g in cfg.gains})
             pretrain = {"floss": {"steps": cfg.floss_steps, "lr": floss_lr, "k": cfg.floss_k, "batch_size": 8}}
             exp = _experiment(cfg, task, cfg.floss_rules, f"{task}-flossed", lr_for=lr_for, pretrain=pretrain,
                               lyapunov=True)
@@ -170,6 +173,7 @@ def study(cfg: Config, out: Path, progress: bool = True, workers: int | None = N
             r, meta = _collect(folder, "flossed")
             rows += r
             runs += meta
+            selection += _selection(folder, "flossed")
     stats = _run_statistics(cfg, rows, runs)
     floors = {task: chance_floor(_task(cfg, task)) for task in cfg.tasks}
     claims = _claims(cfg, stats, floors)
@@ -177,6 +181,8 @@ def study(cfg: Config, out: Path, progress: bool = True, workers: int | None = N
     common.write_rows(out / "runs.csv", stats)
     common.write_rows(out / "claims.csv", claims)
     common.write_rows(out / "flossing_lr.csv", floss_table)
+    if selection:
+        common.write_rows(out / "lr_selection.csv", selection)
     _write_curves(out / "curves", rows)
     _figures(cfg, out, rows, stats)
     atomic_write_text(out / "claims.md", _claims_markdown(cfg, claims, floors, floss_lr, elapsed))
@@ -210,6 +216,17 @@ def _collect(folder: Path, condition: str) -> tuple[list, list]:
     rows = [{**r, "task": plain(r["task"]), "condition": condition} for r in sweep.read_table(folder)]
     meta = [{**m, "task": plain(m["task"]), "condition": condition} for m in sweep.runs_table(folder)]
     return rows, meta
+
+
+def _selects_floss_lr(cfg: Config) -> bool:
+    return cfg.floss_select_lr and not cfg.lr_for and bool(cfg.selection_seeds) and len(cfg.lrs) > 1
+
+
+def _selection(folder: Path, condition: str) -> list:
+    """The learning-rate search of a finished sweep (its ``summary.csv`` rows of stage ``lr_search``)."""
+    import csv
+    with open(folder / "summary.csv", newline="") as f:
+        return [{"condition": condition, **r} for r in csv.DictReader(f) if r["stage"] == "lr_search"]
 
 
 def _chosen_lrs(meta: list) -> dict:
@@ -453,7 +470,9 @@ def _claims_markdown(cfg: Config, claims: list, floors: dict, floss_lr, elapsed:
                 + ", ".join(f"{k} {v:g}" for k, v in cfg.lr_for.items()) + ". " if cfg.lr_for else
                 f"One learning rate, {cfg.lrs[0]:g}, for every run. ")
              + (f"Flossing: {cfg.floss_steps} local steps, k = {cfg.floss_k}, lr {floss_lr:g} (of {cfg.floss_lrs}, "
-                f"the one that brings the max exponent closest to 0 at every gain). " if floss_lr else "")
+                f"the one that brings the max exponent closest to 0 at every gain); e-prop after flossing trains at "
+                + ("its own learning rate, selected as for the unflossed runs (lr_selection.csv, condition flossed). "
+                   if _selects_floss_lr(cfg) else "the learning rate selected without flossing. ") if floss_lr else "")
              + "".join(f"{t}: dt = τ, so α = 0 and the two e-prop forms are one rule (their gradients are equal); "
                        "it runs once, reported as 'detach = trace'. " for t in cfg.tasks
                        if task_rules(cfg, t) != list(cfg.rules))
