@@ -84,3 +84,13 @@ def test_rows_with_different_columns_are_all_written(tmp_path):
     common.write_rows(tmp_path / "t.csv", [{"task": "romo", "iterations_to_criterion": 412}, {"task": "2af"}])
     rows = list(csv.DictReader(open(tmp_path / "t.csv")))
     assert rows == [{"task": "romo", "iterations_to_criterion": "412"}, {"task": "2af", "iterations_to_criterion": ""}]
+
+
+def test_tasks_at_alpha_zero_are_rerun_at_the_sensitivity_dt():
+    cfg = ini.Config()
+    assert ini.sensitivity_tasks(cfg) == ["2af", "dms"]          # Romo already runs at dt < τ
+    s = ini._sensitivity_config(cfg, "dms")
+    assert s.tasks == {"dms": {**cfg.tasks["dms"], "dt": 20.0}} and s.gains == [0.2, 1.0] and s.seeds == 3
+    assert ini.task_rules(s, "dms") == cfg.rules                   # α = 0.8: both e-prop forms run
+    assert ini.sensitivity_tasks(ini.Config(sensitivity_dt=None)) == []
+    assert ini.sensitivity_tasks(ini.Config.quick_config()) == []

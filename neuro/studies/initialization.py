@@ -39,7 +39,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +78,9 @@ class Config:
     floss_k: int = 16
     floss_lrs: list = field(default_factory=lambda: [3e-3, 1e-2, 3e-2])
     floss_select_lr: bool = True        # flossed runs get their own lr selection (the paper: per scheme)
+    sensitivity_dt: float | None = 20.0  # tasks run at dt = τ (α = 0) again at this dt: which verdicts hang on dt/τ
+    sensitivity_gains: list = field(default_factory=lambda: [0.2, 1.0])
+    sensitivity_seeds: int = 3
     lyapunov_k: int = 4
     chunk_size: int = 20
     lr_for: dict | None = None          # {"RULE|GAIN": lr}: fixed learning rates instead of the selection
@@ -88,6 +91,7 @@ class Config:
         return cls(tasks={"romo": {"dt": 20.0, "tau": 100.0, "iterations": 2000, "criterion": 5e-3}},
                    gains=[0.2, 1.0, 2.0], rules=["bptt", "eprop(form=detach)"], lrs=[1e-3], seeds=3,
                    selection_seeds=[], floss_rules=["eprop(form=detach)"], floss_lrs=[1e-2], floss_select_lr=False,
+                   sensitivity_dt=None,
                    floss_window_start=1000, chunk_size=5, quick=True, lr_for=dict(QUICK_LRS))
 
 
@@ -174,8 +178,20 @@ def study(cfg: Config, out: Path, progress: bool = True, workers: int | None = N
             rows += r
             runs += meta
             selection += _selection(folder, "flossed")
+    for task in sensitivity_tasks(cfg):
+        scfg, condition = _sensitivity_config(cfg, task), sensitivity_condition(cfg)
+        rules = task_rules(scfg, task)
+        lr_for = {f"{r}|{g:g}": chosen[(task, "eprop(form=detach)" if r == "eprop(form=trace)" else r, g)]
+                  for r in rules for g in scfg.gains}
+        exp = _experiment(scfg, task, rules, f"{task}-dt{cfg.sensitivity_dt:g}", lr_for=lr_for)
+        folder = sweep.run_sweep(exp, out / "sweeps", progress=progress, workers=workers)
+        r, meta = _collect(folder, condition)
+        rows += r
+        runs += meta
     stats = _run_statistics(cfg, rows, runs)
     floors = {task: chance_floor(_task(cfg, task)) for task in cfg.tasks}
+    floors.update({f"{task} at dt = {cfg.sensitivity_dt:g}": chance_floor(_task(_sensitivity_config(cfg, task), task))
+                   for task in sensitivity_tasks(cfg)})
     claims = _claims(cfg, stats, floors)
     elapsed = time.time() - t0
     common.write_rows(out / "runs.csv", stats)
@@ -196,6 +212,24 @@ def task_rules(cfg: Config, task: str) -> list:
     if t["dt"] >= t["tau"] and "eprop(form=detach)" in cfg.rules:
         return [r for r in cfg.rules if r != "eprop(form=trace)"]
     return list(cfg.rules)
+
+
+def sensitivity_tasks(cfg: Config) -> list:
+    """Tasks that run at dt >= τ (α = 0): run again at ``cfg.sensitivity_dt``, where e-prop keeps a trace."""
+    if not cfg.sensitivity_dt:
+        return []
+    return [t for t, v in cfg.tasks.items() if v["dt"] >= v["tau"] and cfg.sensitivity_dt < v["tau"]]
+
+
+def sensitivity_condition(cfg: Config) -> str:
+    return f"dt={cfg.sensitivity_dt:g}"
+
+
+def _sensitivity_config(cfg: Config, task: str) -> Config:
+    """The sensitivity runs: ``task`` at ``sensitivity_dt``, fewer gains and seeds, the learning rates
+    selected at the task's own dt (the trace form takes the detach form's)."""
+    return replace(cfg, tasks={task: {**cfg.tasks[task], "dt": cfg.sensitivity_dt}},
+                   gains=list(cfg.sensitivity_gains), seeds=cfg.sensitivity_seeds, sensitivity_dt=None)
 
 
 def rule_name(cfg: Config, task: str, rule: str) -> str:
@@ -361,6 +395,8 @@ def _claims(cfg: Config, stats: list, floors: dict) -> list[dict]:
             claims += _lyapunov_claims(cfg, stats, rule, low, ref)
         for rule in cfg.floss_rules:
             claims += _flossing_claims(cfg, stats, floors[cfg.floss_task], rule, low)
+    for task in sensitivity_tasks(cfg):
+        claims += _sensitivity_claims(cfg, stats, floors[f"{task} at dt = {cfg.sensitivity_dt:g}"], task)
     adjusted = curves.holm([c["p_one_sided"] if np.isfinite(c["p_one_sided"]) else 1.0 for c in claims])
     for c, p in zip(claims, adjusted):
         c["p_holm"] = p
@@ -401,6 +437,23 @@ def _gain_claims(cfg, stats, floor, task, rule, low, ref) -> list[dict]:
                                 f"than g = {ref:g}", _values(stats, task, rule, worst_gain), b, "greater",
                           _floor_note(stats, task, rule, [worst_gain, ref], floor),
                           note="g = 2 is not among the paper's gains" if worst_gain not in PAPER_GAINS else ""))
+    return out
+
+
+def _sensitivity_claims(cfg, stats, floor, task) -> list[dict]:
+    """Claim 1a again at the sensitivity dt (α > 0: the e-prop forms differ and keep a trace)."""
+    scfg, condition = _sensitivity_config(cfg, task), sensitivity_condition(cfg)
+    low, ref = min(scfg.gains), max(scfg.gains)
+    alpha = 1 - cfg.sensitivity_dt / cfg.tasks[task]["tau"]
+    out = []
+    for rule in task_rules(scfg, task):
+        a, b = (_values(stats, task, rule, g, condition) for g in (low, ref))
+        out.append(_claim("1a'", f"{task} / {RULE_NAMES.get(rule, rule)} at dt = {cfg.sensitivity_dt:g} ms "
+                                 f"(α = {alpha:.2g}): g = {low:g} learns worse than g = {ref:g} (mean log10 loss from "
+                                 f"iteration {cfg.window_start})", a, b, "greater",
+                          _floor_note(stats, task, rule, [low, ref], floor, condition),
+                          note=f"sensitivity: {scfg.seeds} seeds, the learning rates selected at dt = "
+                               f"{cfg.tasks[task]['dt']:g} ms"))
     return out
 
 
@@ -476,6 +529,9 @@ def _claims_markdown(cfg: Config, claims: list, floors: dict, floss_lr, elapsed:
              + "".join(f"{t}: dt = τ, so α = 0 and the two e-prop forms are one rule (their gradients are equal); "
                        "it runs once, reported as 'detach = trace'. " for t in cfg.tasks
                        if task_rules(cfg, t) != list(cfg.rules))
+             + (f"Sensitivity to dt/τ: {', '.join(sensitivity_tasks(cfg))} again at dt = {cfg.sensitivity_dt:g} ms "
+                f"(gains {cfg.sensitivity_gains}, {cfg.sensitivity_seeds} seeds, each rule at the learning rate selected "
+                "at the task's own dt; claims 1a'). " if sensitivity_tasks(cfg) else "")
              + f"Wall time {elapsed / 60:.1f} min.", "",
              "Statistic: each run's mean log10 loss from iteration "
              f"{cfg.window_start} (the paper's Fig. 1 starts there; claim 3 from {cfg.floss_window_start}, as "
@@ -642,9 +698,19 @@ def _sensitivity_figure(cfg, out, stats, plt, plots) -> None:
             m = [np.mean(x) if np.all(np.isfinite(x)) else np.nan for x in v]
             sd = [np.std(x, ddof=1) if np.all(np.isfinite(x)) else np.nan for x in v]
             ax.errorbar(cfg.gains, m, yerr=sd, marker=markers[rule], capsize=3, label=rule_name(cfg, task, rule))
+        if task in sensitivity_tasks(cfg):
+            scfg, condition = _sensitivity_config(cfg, task), sensitivity_condition(cfg)
+            for rule in task_rules(scfg, task):
+                v = [_values(stats, task, rule, g, condition) for g in scfg.gains]
+                m = [np.mean(x) if len(x) and np.all(np.isfinite(x)) else np.nan for x in v]
+                sd = [np.std(x, ddof=1) if len(x) > 1 and np.all(np.isfinite(x)) else np.nan for x in v]
+                ax.errorbar(scfg.gains, m, yerr=sd, marker=markers[rule], mfc="none", ls="--", capsize=3,
+                            label=f"{RULE_NAMES.get(rule, rule)}, dt = {cfg.sensitivity_dt:g} ms")
         ax.set_title(f"{task}: dt/τ = {t['dt'] / t['tau']:.2g} (α = {1 - t['dt'] / t['tau']:.2g})", fontsize=10)
         ax.set_xlabel("initial gain g")
     axes[0][0].set_ylabel(f"mean log10 loss from iteration {cfg.window_start}")
     axes[0][-1].legend(frameon=False, fontsize=7)
-    fig.suptitle("Sensitivity: rule and e-prop form × dt/τ (missing point = a seed diverged)", fontsize=10)
+    fig.suptitle("Sensitivity: rule and e-prop form × dt/τ (open markers, dashed: the task again at dt = "
+                 f"{cfg.sensitivity_dt:g} ms; missing point = a seed diverged)" if sensitivity_tasks(cfg) else
+                 "Sensitivity: rule and e-prop form × dt/τ (missing point = a seed diverged)", fontsize=10)
     plots.save(fig, out / "sensitivity.png")
