@@ -177,6 +177,67 @@ def _load_training_state(ckpt: Path) -> dict:
     return state
 
 
+def restore_weights(module, weights, path, what: str = "weights") -> None:
+    """Load ``weights`` (a state dict read from the checkpoint ``path``) into ``module``; a mismatch is a
+    one-line ``CheckpointError`` naming the file."""
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path} holds no {what}; it is not a neuro checkpoint")
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{path} holds {what} of another network "
+                              f"({str(e).strip().splitlines()[0][:160]}); use another run folder "
+                              f"or delete it to start afresh") from None
+
+
+class LoopCheckpoint:
+    """``checkpoint.pt`` of a training loop other than ``train``'s own (the ``fit`` of an online rule).
+
+    The loop saves everything its next iteration depends on — weights, optimizer states, the states of
+    every random generator it draws from, running statistics, the history and the next iteration — as
+    tensors and plain data, every ``every`` iterations and after the last; ``load`` gives that state back
+    (None for a fresh run), so a rerun after a kill continues with the numbers the uninterrupted run
+    gives.  The history is also written as ``trials.csv`` beside it.  A checkpoint written by another
+    rule is refused by name.
+    """
+
+    def __init__(self, run_dir, rule: str, every: int = 100, resume: bool = True):
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"checkpoint_every must be an integer >= 1, got {every!r}")
+        self.path = None if run_dir is None else Path(run_dir) / "checkpoint.pt"
+        self.rule, self.every, self.resume = rule, every, resume
+
+    def load(self) -> dict | None:
+        if self.path is None or not self.resume or not self.path.exists():
+            return None
+        state = _load_training_state(self.path)
+        if state.get("rule") != self.rule:
+            raise CheckpointError(f"{self.path} was written by {state.get('rule') or 'another training loop'}, "
+                                  f"not {self.rule}; use another run folder or delete it to start afresh")
+        return state
+
+    def due(self, iteration: int, iterations: int) -> bool:
+        return self.path is not None and ((iteration + 1) % self.every == 0 or iteration == iterations - 1)
+
+    def save(self, state: dict, history) -> None:
+        """``state`` must hold ``model`` and ``iteration`` (the next one to run)."""
+        if self.path is None:
+            return
+        atomic_torch_save({**state, "rule": self.rule, "history": history.state()}, self.path)
+        history.to_csv(self.path.parent / "trials.csv")
+
+
+def _fit_options(fit, run_dir, checkpoint_every: int, resume: bool) -> dict:
+    """The checkpoint options an online rule's ``fit`` takes (those written before it had them take none)."""
+    import inspect
+    try:
+        accepted = inspect.signature(fit).parameters
+    except (TypeError, ValueError):
+        return {}
+    options = {"checkpoint_every": checkpoint_every, "resume": resume} if run_dir is not None else {}
+    return {k: v for k, v in options.items() if k in accepted}
+
+
 def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
           optimizer: str = "adam", run_dir=None, checkpoint_every: int = 100, progress: bool = True,
           eval_every: int = 1, resume: bool = True, desc: str | None = None,
@@ -184,7 +245,9 @@ def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: 
     """Train ``net`` on ``task`` with a learning ``rule``; return the per-iteration ``History``.
 
     Online rules (those with ``fit``: FORCE, full-FORCE, reward-modulated Hebbian …)
-    run their own loop and are dispatched to; their result is checked for divergence.
+    run their own loop and are dispatched to; their result is checked for divergence. Those
+    whose ``fit`` takes ``checkpoint_every`` (REINFORCE, reward-modulated Hebbian) checkpoint
+    into ``run_dir`` and resume from it as exactly as this loop does (``LoopCheckpoint``).
     A resumed run takes ``lr`` from the arguments, not from the stored optimizer state.
     ``max_loss_growth``: stop when the loss exceeds this multiple of the first
     iteration's (None: only non-finite values stop training).
@@ -195,7 +258,8 @@ def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: 
     check_dt(getattr(net, "spec", None), task)
     if not hasattr(rule, "loss_and_gradients"):
         if hasattr(rule, "fit"):
-            history = rule.fit(net, task, iterations=iterations, seed=seed, progress=progress, run_dir=run_dir)
+            history = rule.fit(net, task, iterations=iterations, seed=seed, progress=progress, run_dir=run_dir,
+                               **_fit_options(rule.fit, run_dir, checkpoint_every, resume))
             _check_fitted(net, history, rule)
             return history
         raise TypeError(f"{rule!r} is not a learning rule (it has neither loss_and_gradients nor fit)")
@@ -218,12 +282,11 @@ def train(net, task, rule, iterations: int = 500, lr: float = 1e-3, batch_size: 
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         if resume and ckpt.exists():
             state = _load_training_state(ckpt)
-            try:
-                net.load_state_dict(state["model"])
-            except (RuntimeError, KeyError) as e:
-                raise CheckpointError(f"{ckpt} holds weights of another network "
-                                      f"({str(e).strip().splitlines()[0][:160]}); use another run folder "
-                                      f"or delete it to start afresh") from None
+            if state.get("rule") not in (None, getattr(rule, "name", None)):
+                raise CheckpointError(f"{ckpt} was written by {state['rule']}, not "
+                                      f"{getattr(rule, 'name', 'this rule')}; use another run folder or delete "
+                                      f"it to start afresh")
+            restore_weights(net, state["model"], ckpt)
             if state.get("optimizer") is not None:
                 opt.load_state_dict(state["optimizer"])
             for group in opt.param_groups:      # the lr asked for now, not the stored one

@@ -188,6 +188,101 @@ def test_sigkilled_cli_run_resumes_bit_identical(tmp_path, small_spec_file):
     assert (tmp_path / "killed" / "history.csv").read_text() == (tmp_path / "straight" / "history.csv").read_text()
 
 
+def _sigkilled(run, hook_cls, hook, after):
+    """Run ``run()`` in a forked child that SIGKILLs itself right after the ``after``-th call of
+    ``hook_cls.hook`` (a real kill: nothing after it runs, only what is on disk survives)."""
+    pid = os.fork()
+    if pid == 0:                                    # the child never returns into pytest
+        try:
+            original, calls = getattr(hook_cls, hook), []
+
+            def dying(*a, **k):
+                out = original(*a, **k)
+                calls.append(1)
+                if len(calls) == after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return out
+            setattr(hook_cls, hook, dying)
+            run()
+        except BaseException:                       # shown by the parent's assertion
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
+
+
+def _counting(monkeypatch, cls, name):
+    calls = []
+    original = getattr(cls, name)
+    monkeypatch.setattr(cls, name, lambda *a, **k: calls.append(1) or original(*a, **k))
+    return calls
+
+
+_EASY_2AF = dict(timing={"fixation": 100, "stimulus": 300, "decision": 100}, cohs=[51.2], sigma=0.1)
+
+
+def _reward_net(dt, noise=0.0, seed=0):
+    spec = neuro.NetworkSpec(dt=dt, n_inputs=3, n_outputs=3, populations=[neuro.spec.PopulationSpec(
+        size=8, neuron=neuro.spec.NeuronSpec(tau=50.0, activation="tanh", noise_std=noise))],
+        recurrent=neuro.spec.ConnectionSpec(gain=1.5), readout=neuro.spec.ConnectionSpec(init="uniform", bias=True))
+    return neuro.compile(spec, "rate", seed=seed, dtype=torch.float64)
+
+
+def test_reward_hebbian_resumes_bit_identical_after_sigkill(tmp_path, monkeypatch):
+    from neuro.rules.reward_hebbian import RewardHebbian
+    from neuro.tasks import envs
+    env = lambda: envs.make("2af", 2, dt=20.0, dtype=torch.float64, **_EASY_2AF)
+    rule = lambda: RewardHebbian(lr=1.0, max_dw=3e-2, trials_per_update=2, perturbation_prob=0.02,
+                                 plastic=("W_rec", "W_out"))
+    fit = lambda net, **kw: rule().fit(net, env(), iterations=7, seed=4, progress=False, **kw)
+    full_net = _reward_net(20.0)
+    full = fit(full_net)
+    _sigkilled(lambda: fit(_reward_net(20.0), run_dir=tmp_path, checkpoint_every=3), RewardHebbian, "update", 5)
+    assert nio.load_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == 3
+    rollouts = _counting(monkeypatch, RewardHebbian, "rollout")
+    net = _reward_net(20.0)
+    resumed = fit(net, run_dir=tmp_path, checkpoint_every=3)
+    assert len(rollouts) == 4                     # iterations 3..6, not a silent restart
+    # bit-identical, not close (repr: the shortest text that reads back as the same float; NaN == NaN)
+    assert repr(resumed.state()) == repr(full.state()) and len(set(full.baseline)) > 2
+    for (k, a), b in zip(full_net.state_dict().items(), net.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert not torch.equal(full_net.W_rec, _reward_net(20.0).W_rec)      # it did learn something
+    assert len((tmp_path / "trials.csv").read_text().splitlines()) == 1 + 14
+
+
+def test_reinforce_resumes_bit_identical_after_sigkill(tmp_path, monkeypatch):
+    from neuro.rules import reinforce
+    from neuro.tasks import envs
+    env = envs.make("2af", 2, dt=50, song=True, timing={"fixation": 100, "stimulus": 200, "decision": 200},
+                    cohs=[51.2], sigma=0.1)
+    rule = lambda: reinforce.Reinforce(lr=0.02, value_lr=0.02, value_size=8, trials_per_update=2)
+
+    def train(net, r, **kw):                       # through neuro.train, as `neuro train` runs it
+        return neuro.train(net, env, r, iterations=7, seed=5, progress=False, **kw)
+    full_rule, full_net = rule(), _reward_net(50.0, noise=0.1)
+    full = train(full_net, full_rule)
+    _sigkilled(lambda: train(_reward_net(50.0, noise=0.1), rule(), run_dir=tmp_path, checkpoint_every=3),
+               reinforce, "_step", 9)               # killed in the 5th iteration (two steps each)
+    state = nio.load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["iteration"] == 3 and state["optimizer"]["state"] and state["value_optimizer"]["state"]
+    batches = _counting(monkeypatch, reinforce.Reinforce, "losses")
+    net, resumed_rule = _reward_net(50.0, noise=0.1), rule()
+    resumed = train(net, resumed_rule, run_dir=tmp_path, checkpoint_every=3)
+    assert len(batches) == 4
+    assert repr(resumed.state()) == repr(full.state())      # rewards, values, baselines: bit-identical
+    assert len(set(full.value)) > 10
+    for a, b in ((full_net, net), (full_rule.value_net, resumed_rule.value_net)):
+        for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), k
+    assert not torch.equal(full_net.W_rec, _reward_net(50.0, noise=0.1).W_rec)
+    with pytest.raises(nio.CheckpointError, match="written by reinforce"):      # not another rule's folder
+        neuro.train(_reward_net(50.0), env, neuro.rules.get("reward_hebbian"), iterations=8, run_dir=tmp_path,
+                    progress=False)
+
+
 # -- 6. divergence stops every backend ------------------------------------------------------------
 
 def test_lif_training_stops_when_it_diverges(tmp_path):

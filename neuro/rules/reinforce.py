@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from neuro.checks import check as _check
 from neuro.contract import require_rule
+from neuro.io import CheckpointError
 
 from .reward_hebbian import RewardHistory, _check_sizes
 
@@ -153,10 +154,16 @@ class Reinforce:
 
     # -- training ------------------------------------------------------------------------------
     def fit(self, net, task_or_env, iterations: int = 1000, seed: int = 0, progress: bool = True, run_dir=None,
-            value_net=None, **env_options) -> RewardHistory:
+            value_net=None, checkpoint_every: int = 100, resume: bool = True, **env_options) -> RewardHistory:
         """``iterations`` Adam steps of ``trials_per_update`` trials each.  The value network
-        (built by ``value_spec`` unless given) is kept as ``self.value_net``."""
+        (built by ``value_spec`` unless given) is kept as ``self.value_net``.
+
+        With a ``run_dir`` the loop checkpoints (``checkpoint.pt``: both networks' weights, both Adam
+        states, the generator of the hidden noise and the actions, the history; ``trials.csv``) every
+        ``checkpoint_every`` steps and resumes from it, bit-identical to an uninterrupted run; a
+        resumed run takes ``lr`` / ``value_lr`` from this rule, not from the stored optimizer state."""
         from neuro.tasks.envs import as_env
+        from neuro.training import LoopCheckpoint, restore_weights
         require_rule(self, net)
         _check(isinstance(iterations, int) and iterations >= 0, "iterations", "an integer >= 0", iterations)
         env = as_env(task_or_env, self.trials_per_update, **env_options)
@@ -171,8 +178,25 @@ class Reinforce:
         opt = torch.optim.Adam(params.values(), lr=self.lr)
         vparams = value_net.trainable() if value_net is not None else {}
         vopt = torch.optim.Adam(vparams.values(), lr=self.value_lr) if vparams else None
-        history = RewardHistory()
-        bar = tqdm(range(iterations), desc=f"reinforce {env.name}", disable=not progress, leave=False,
+        history, start = RewardHistory(), 0
+        ckpt = LoopCheckpoint(run_dir, self.name, checkpoint_every, resume)
+        state = ckpt.load()
+        if state is not None:
+            restore_weights(net, state["model"], ckpt.path)
+            opt.load_state_dict(state["optimizer"])
+            if (value_net is None) != (state.get("value_model") is None):
+                raise CheckpointError(f"{ckpt.path} was written with{'out' if value_net is not None else ''} "
+                                      f"a value network; use another run folder or delete it to start afresh")
+            if value_net is not None:
+                restore_weights(value_net, state["value_model"], ckpt.path, "value-network weights")
+                if vopt is not None:
+                    vopt.load_state_dict(state["value_optimizer"])
+            for o, lr in ((opt, self.lr), (vopt, self.value_lr)):      # the rates asked for now
+                for group in (o.param_groups if o is not None else []):
+                    group["lr"] = lr
+            generator.set_state(state["generator"])
+            history, start = RewardHistory(**state["history"]), int(state["iteration"])
+        bar = tqdm(range(start, iterations), desc=f"reinforce {env.name}", disable=not progress, leave=False,
                    dynamic_ncols=True, mininterval=1.0)
         for it in bar:
             pl, vl, roll = self.losses(net, value_net, env, seed=(seed, it), generator=generator)
@@ -185,6 +209,11 @@ class Reinforce:
             history.log_update(it, out, first, last, roll["trials"].types)
             if progress:
                 bar.set_postfix(reward=f"{-history.loss[-1]:.2f}", correct=f"{history.fraction_correct(100):.2f}")
+            if ckpt.due(it, iterations):
+                ckpt.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                           "value_model": None if value_net is None else value_net.state_dict(),
+                           "value_optimizer": None if vopt is None else vopt.state_dict(),
+                           "generator": generator.get_state(), "iteration": it + 1}, history)
         if run_dir is not None:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             history.to_csv(Path(run_dir) / "trials.csv")

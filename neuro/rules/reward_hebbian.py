@@ -127,6 +127,10 @@ class RewardHistory:
         hit = np.nonzero(running >= criterion)[0]
         return int(hit[0] + window) if len(hit) else None
 
+    def state(self) -> dict:
+        """Every field as plain lists (what a checkpoint holds; ``RewardHistory(**state)`` rebuilds it)."""
+        return {k: list(v) for k, v in vars(self).items()}
+
     def to_csv(self, path) -> None:
         """One row per trial."""
         path = Path(path)
@@ -290,17 +294,29 @@ class RewardHebbian:
 
     # -- training --------------------------------------------------------------------------
     def fit(self, net, task_or_env, iterations: int = 1000, seed: int = 0, progress: bool = True, run_dir=None,
-            **env_options) -> RewardHistory:
-        """``iterations`` updates of ``trials_per_update`` trials each; returns a ``RewardHistory``."""
+            checkpoint_every: int = 100, resume: bool = True, **env_options) -> RewardHistory:
+        """``iterations`` updates of ``trials_per_update`` trials each; returns a ``RewardHistory``.
+
+        With a ``run_dir`` the loop checkpoints (``checkpoint.pt``: weights, the perturbation and action
+        generator's state, the per-type reward baselines R̄, the history; ``trials.csv``) every
+        ``checkpoint_every`` updates and resumes from it, bit-identical to an uninterrupted run."""
         from neuro.tasks.envs import as_env
+        from neuro.training import LoopCheckpoint, restore_weights
         require_rule(self, net)
         _check(isinstance(iterations, int) and iterations >= 0, "iterations", "an integer >= 0", iterations)
         env = as_env(task_or_env, self.trials_per_update, **env_options)
         env.batch_size = self.trials_per_update
         _check_sizes(net, env)
         generator = torch.Generator().manual_seed(seed)
-        history = RewardHistory()
-        bar = tqdm(range(iterations), desc=f"reward_hebbian {env.name}", disable=not progress, leave=False,
+        history, start = RewardHistory(), 0
+        ckpt = LoopCheckpoint(run_dir, self.name, checkpoint_every, resume)
+        state = ckpt.load()
+        if state is not None:
+            restore_weights(net, state["model"], ckpt.path)
+            generator.set_state(state["generator"])
+            self.baselines = dict(state["baselines"])      # [(trial type, R̄)]: types may be tuples
+            history, start = RewardHistory(**state["history"]), int(state["iteration"])
+        bar = tqdm(range(start, iterations), desc=f"reward_hebbian {env.name}", disable=not progress, leave=False,
                    dynamic_ncols=True, mininterval=1.0)
         for it in bar:
             outcome, traces, trials, outputs = self.rollout(net, env, (seed, it), generator)
@@ -315,6 +331,9 @@ class RewardHebbian:
                                reward=None if self.reward == "env" else rewards)
             if progress:
                 bar.set_postfix(reward=f"{-history.loss[-1]:.2f}", correct=f"{history.fraction_correct(100):.2f}")
+            if ckpt.due(it, iterations):
+                ckpt.save({"model": net.state_dict(), "generator": generator.get_state(),
+                           "baselines": list(self.baselines.items()), "iteration": it + 1}, history)
         if run_dir is not None:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             history.to_csv(Path(run_dir) / "trials.csv")
