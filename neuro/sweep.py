@@ -205,10 +205,67 @@ def load_experiment(source, base_dir=None) -> Experiment:
     if exp.lr_for is not None and exp.lr_selection is not None:
         raise ValueError("give either lr_selection or lr_for, not both")
     for t in exp.tasks:   # fail now, not in a worker an hour later
-        _build_task(t, spec)
+        _check_options("task", t, _task_options(t["name"], spec))
+        _built(lambda: _build_task(t, spec), "task", t)
     for r in exp.rules:
-        _build_rule(r)
+        _check_options("rule", r, _rule_options(r["name"]))
+        _built(lambda: _build_rule(r), "rule", r)
     return exp
+
+
+def _parameters(factory) -> tuple[list, bool]:
+    """The keyword options ``factory`` takes (those with a default) and whether it takes any (``**kw``)."""
+    import inspect
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return [], True
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+             and p.default is not p.empty]
+    return named, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _task_options(name: str, spec) -> list | None:
+    """The options task ``name`` accepts (None when they cannot be told): its constructor's, and where
+    it passes the rest on to an environment (the NeuroGym adapters), that environment's."""
+    import neuro
+    if name not in neuro.tasks.REGISTRY:
+        return None                                     # neuro.tasks.get names the known tasks
+    named, rest = _parameters(neuro.tasks.REGISTRY[name])
+    if not rest:
+        return named
+    task = _built(lambda: _build_task({"name": name}, spec), "task", {"name": name})
+    named, rest = _parameters(type(task))
+    env = getattr(task, "env", None)
+    if rest and env is not None:
+        env_named, rest = _parameters(type(env))
+        named = named + [k for k in env_named if k not in named]
+    return None if rest else named
+
+
+def _rule_options(name: str) -> list | None:
+    import neuro
+    if name not in neuro.rules.REGISTRY:
+        return None
+    named, rest = _parameters(type(neuro.rules.get(name)))
+    return None if rest else named
+
+
+def _check_options(kind: str, cfg: dict, accepted: list | None) -> None:
+    """Refuse, in one line, options a task or rule does not take (before anything is built or trained)."""
+    unknown = [k for k in cfg if k != "name" and accepted is not None and k not in accepted]
+    if unknown:
+        raise ValueError(f"{kind} {cfg['name']!r} has no option{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))}; it accepts {', '.join(accepted) or 'no options'}")
+
+
+def _built(build, kind: str, cfg: dict):
+    """``build()``, with a TypeError from inside it (an option of the wrong type) as a one-line ValueError."""
+    try:
+        return build()
+    except TypeError as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{kind} {label(cfg)} cannot be built from its options ({first})") from None
 
 
 def _options(value, key: str, allowed: set, defaults: dict) -> dict | None:

@@ -144,3 +144,38 @@ def test_bools_are_not_sizes():
     for key in ("n_inputs", "n_outputs", "populations[0].size"):
         with pytest.raises(SpecError, match="an integer >= 1"):
             spec.replace(**{key: True})
+
+
+# -- experiment files: task and rule options -------------------------------------------------------
+
+_EXPERIMENT = ('name = "opts"\nspec = "romo_rate"\ngains = [1.0]\nlrs = [1e-3]\nseeds = 1\niterations = 2\n'
+               'batch_size = 2\n[overrides]\n"populations[0].size" = 16\n')
+
+
+@pytest.mark.parametrize("tables,fragments", [
+    ('[[tasks]]\nname = "romo"\nfoo = 1\n[[rules]]\nname = "bptt"\n',
+     ["task 'romo' has no option 'foo'", "accepts dt, tau, fixation", "min_diff, target"]),
+    ('[[tasks]]\nname = "2af"\nfoo = 1\nbar = 2\n[[rules]]\nname = "bptt"\n',          # options of the NeuroGym env
+     ["task '2af' has no options 'foo', 'bar'", "accepts dt, rewards, timing, cohs, sigma, dim_ring"]),
+    ('[[tasks]]\nname = "romo"\n[[rules]]\nname = "tbptt"\nkk = 3\n', ["rule 'tbptt' has no option 'kk'; it accepts k"]),
+    ('[[tasks]]\nname = "romo"\n[[rules]]\nname = "bptt"\nk = 3\n', ["rule 'bptt' has no option 'k'; it accepts no options"]),
+    ('[[tasks]]\nname = "2af"\nsigma = "x"\n[[rules]]\nname = "bptt"\n',             # a TypeError inside the env
+     ["task 2af(sigma=x) cannot be built from its options"]),
+], ids=["task", "env-option", "rule", "rule-without-options", "mistyped"])
+def test_unknown_or_mistyped_task_and_rule_options(tmp_path, capsys, monkeypatch, tables, fragments):
+    import neuro.ensemble
+    import neuro.sweep
+    path = tmp_path / "exp.toml"
+    path.write_text(_EXPERIMENT + tables)
+    with pytest.raises(ValueError) as info:
+        neuro.sweep.load_experiment(path)
+    assert not isinstance(info.value, TypeError) and len(str(info.value).splitlines()) == 1
+    for f in fragments:
+        assert f in str(info.value)
+
+    def no_training(*a, **k):
+        raise AssertionError("training started")
+    monkeypatch.setattr(neuro.ensemble, "train_ensemble", no_training)
+    assert _cli("sweep", path, "--out", tmp_path / "runs", "--workers", 0, "--no-progress") == 2
+    _one_line_error(capsys, "neuro sweep: error:", *fragments)
+    assert not (tmp_path / "runs").exists()
