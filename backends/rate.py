@@ -78,6 +78,14 @@ def _rollout_forward(x, W, W_in, b, W_out, b_out, h0, noise, alpha: float, f):
     return states, rates, outputs
 
 
+def _check_width(x, W_in) -> None:
+    """One step's input ``[.., B, n_inputs]`` must have the network's width (a one-line ValueError,
+    not a matmul error from inside torch)."""
+    if x.shape[-1:] != W_in.shape[-1:]:
+        raise ValueError(f"an input of width {x.shape[-1] if x.dim() else 0} reached a network with n_inputs = "
+                         f"{W_in.shape[-1]} (one step takes [B, {W_in.shape[-1]}], got shape {tuple(x.shape)})")
+
+
 def _with_ones(x: torch.Tensor) -> torch.Tensor:
     """``[x | 1]``: the input with the bias's constant column."""
     return torch.cat([x, torch.ones_like(x[..., :1])], -1)
@@ -207,6 +215,7 @@ class RateNetwork(Connectivity):
     def step(self, h: torch.Tensor, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
         """The noise-free one-step map ``h[t] → h[t+1]`` (for Lyapunov analysis)."""
         p = self.effective() if params is None else params
+        _check_width(x, p["W_in"])
         drive = _matvec(p["W_in"], x) + _vec(p["b"])
         return rate_step(h, drive, p["W_rec"], self.alpha, self.f)
 
@@ -226,6 +235,7 @@ class RateNetwork(Connectivity):
         """One step; ``extra [.., B, N]`` is added to the recurrent input current
         (``W_rec f(h) + W_in x + b + extra``), e.g. FORCE's output feedback ``W_fb z``."""
         p = self.effective() if params is None else params
+        _check_width(x, p["W_in"])
         drive = _matvec(p["W_in"], x) + _vec(p["b"])
         if extra is not None:
             drive = drive + extra
@@ -267,6 +277,7 @@ class RateNetwork(Connectivity):
         (the state's graph is cut every k steps); ``feedback``: a fixed matrix that
         replaces ``W_outᵀ`` in the backward pass of the readout.
         """
+        self.check_inputs(inputs)
         inputs = inputs.to(dtype=self.W_rec.dtype, device=self.W_rec.device)
         p = self.effective()
         T, batch = inputs.shape[0], inputs.shape[-2]
@@ -291,6 +302,30 @@ class RateNetwork(Connectivity):
         states = torch.stack(states)
         rates = self.f(states)
         return Trajectory(states=states, rates=rates, outputs=self.readout(rates, p, feedback), extra=extra)
+
+    def check_inputs(self, inputs, what: str = "inputs") -> None:
+        """Refuse, in one line, inputs that do not fit: ``[T, B, n_inputs]``, for an ensemble of E members
+        ``[T, E, B, n_inputs]``; checked before any product, so a wrong width is never a matmul error
+        from inside torch (or an out-of-bounds read in the compiled kernel), and an ensemble's
+        inputs without their member axis never pair time steps with members."""
+        n_in, lead = self.W_in.shape[-1], tuple(self.W_rec.shape[:-2])
+        shape = tuple(getattr(inputs, "shape", ()))
+        form = f"[T, {', '.join(map(str, lead))}, B, {n_in}] (one batch per member)" if lead else f"[T, B, {n_in}]"
+        if not torch.is_tensor(inputs) or inputs.dim() < 3:
+            raise ValueError(f"{what} must be a tensor {form}, got "
+                             f"{f'shape {shape}' if torch.is_tensor(inputs) else type(inputs).__name__}")
+        if shape[-1] != n_in:
+            raise ValueError(f"{what} have width {shape[-1]} but the network has n_inputs = {n_in} "
+                             f"({what} must be {form}, got shape {shape})")
+        if lead and math.prod(lead) > 1:
+            x_lead = shape[1:-2]
+            try:
+                fits = len(x_lead) >= len(lead) and torch.broadcast_shapes(x_lead, lead)[-len(lead):] == lead
+            except RuntimeError:
+                fits = False
+            if not fits:
+                raise ValueError(f"{what} of shape {shape} do not fit an ensemble of {math.prod(lead)} "
+                                 f"members ({what} must be {form})")
 
     def _run_fused(self, inputs, h, noise, p, detach_recurrent, detach_every, feedback):
         """``run`` through ``_Rollout`` on ``[T, E, B, ·]`` views (a single network is E = 1, and

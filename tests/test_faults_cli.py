@@ -179,3 +179,36 @@ def test_unknown_or_mistyped_task_and_rule_options(tmp_path, capsys, monkeypatch
     assert _cli("sweep", path, "--out", tmp_path / "runs", "--workers", 0, "--no-progress") == 2
     _one_line_error(capsys, "neuro sweep: error:", *fragments)
     assert not (tmp_path / "runs").exists()
+
+
+# -- the rate backend: inputs of the wrong width ---------------------------------------------------
+
+@pytest.mark.parametrize("path", ["float64", "stepwise", "kernel-or-float32"])
+def test_wrong_input_width_on_the_rate_backend(path):
+    from neuro.ensemble import Ensemble
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 16})
+    dtype = torch.float32 if path == "kernel-or-float32" else torch.float64
+    net = neuro.compile(spec, "rate", neuro.init_weights(spec, 0), dtype=dtype)
+    ens = Ensemble(spec, [{"seed": s} for s in range(3)], dtype=dtype).net
+    for n in (net, ens):
+        n.fused = path != "stepwise"
+    cases = [(net, torch.zeros(5, 2, 3), "inputs have width 3 but the network has n_inputs = 1"),
+             (ens, torch.zeros(5, 3, 2, 4), r"width 4 .* n_inputs = 1 \(inputs must be \[T, 3, B, 1\]"),
+             (ens, torch.zeros(5, 2, 2, 1), r"shape \(5, 2, 2, 1\) do not fit an ensemble of 3 members"),
+             # no member axis: time steps would pair with members (silently, where T = E)
+             (ens, torch.zeros(3, 2, 1), r"shape \(3, 2, 1\) do not fit an ensemble of 3 members"),
+             (net, torch.zeros(5, 2), r"must be a tensor \[T, B, 1\], got shape \(5, 2\)")]
+    for n, x, match in cases:
+        with pytest.raises(ValueError, match=match) as info:
+            n.run(x)
+        assert len(str(info.value).splitlines()) == 1
+    with pytest.raises(ValueError, match=r"width 3 reached a network with n_inputs = 1"):
+        net.step(torch.zeros(2, 16, dtype=dtype), torch.zeros(2, 3, dtype=dtype))
+    with pytest.raises(ValueError, match=r"width 2 reached a network with n_inputs = 1"):
+        ens.advance(ens.init_state(2), torch.zeros(2, 2, dtype=dtype))
+    # the right shapes still run, and agree: member 0 of the ensemble is net; a member axis of 1 broadcasts
+    x = torch.rand(5, 2, 1, dtype=dtype)
+    with torch.no_grad():
+        shared = ens.run(x[:, None].expand(5, 3, 2, 1)).outputs
+        torch.testing.assert_close(shared[:, 0], net.run(x).outputs)
+        torch.testing.assert_close(ens.run(x[:, None]).outputs, shared)
