@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from neuro.progress import tqdm
 
 from neuro.contract import refuse_options
 from neuro.lif_params import lif_constants

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from neuro.progress import tqdm
 
 from .io import CheckpointError, atomic_torch_save, load_checkpoint
 from .spec import NetworkSpec

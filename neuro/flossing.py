@@ -31,7 +31,7 @@ modes give the same gradient; they differ for smooth f such as tanh.
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
+from neuro.progress import tqdm
 
 from .contract import require, require_rule
 from .lyapunov import BoundMap, _check_int, prepare, tangent_dynamics

@@ -425,7 +425,7 @@ def train_onchip(spec, weights, task, iterations: int, batch_size: int, lr: floa
     ``neuro.train`` draws), one after another, each with learning rate ``lr / batch_size`` (the torch
     rule's batch mean as a sum of per-trial steps) for ``W_rec`` (on the chip, online) and the readout
     (on the host, at the end of each trial).  Plain gradient steps: a chip has no Adam."""
-    from tqdm.auto import tqdm
+    from neuro.progress import tqdm
     import torch
     chip = ChipEprop(spec, weights, precision=precision, fixed=fixed, seed=seed, constants=constants)
     eta = lr / batch_size

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from neuro.progress import tqdm
 
 from neuro.ensemble import CHECKPOINT
 from neuro.io import atomic_torch_save, atomic_write_bytes, atomic_write_text

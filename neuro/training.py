@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from neuro.progress import tqdm
 
 from .io import CheckpointError, atomic_torch_save, load_checkpoint
 

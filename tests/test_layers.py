@@ -15,7 +15,7 @@ NAMES = ["core", "backends", "rules/analyses", "studies/sweeps", "CLI"]
 LAYER = {
     "neuro.spec": CORE, "neuro.weights": CORE, "neuro.connectivity": CORE, "neuro.trajectory": CORE,
     "neuro.surrogates": CORE, "neuro.readout": CORE, "neuro.activations": CORE, "neuro.lif_params": CORE,
-    "neuro.contract": CORE, "neuro.checks": CORE, "neuro.io": CORE, "neuro.models": CORE,
+    "neuro.contract": CORE, "neuro.checks": CORE, "neuro.io": CORE, "neuro.models": CORE, "neuro.progress": CORE,
     "neuro.compiler": BACKENDS,
     "neuro": STUDIES,                 # the package's facade (`import neuro`) gathers rules and training
     "neuro.studies": STUDIES, "neuro.sweep": STUDIES, "neuro.compare": STUDIES, "neuro.runs": STUDIES,

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from neuro.progress import tqdm
 
 from neuro.checks import check as _check
 from neuro.compiler import compile as _compile

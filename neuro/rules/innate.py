@@ -22,7 +22,7 @@ import math
 import time
 
 import torch
-from tqdm.auto import tqdm
+from neuro.progress import tqdm
 
 from neuro.checks import check as _check
 from neuro.contract import require_rule

@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from neuro.progress import tqdm
 
 from neuro.checks import check as _check
 from neuro.contract import require_rule

@@ -63,7 +63,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from neuro.progress import tqdm
 
 from neuro.checks import check as _check
 from neuro.contract import provides, require_rule

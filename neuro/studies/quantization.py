@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from neuro.progress import tqdm
 
 import neuro
 from neuro.io import atomic_write_text
