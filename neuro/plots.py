@@ -26,6 +26,56 @@ STYLE = {
 }
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
+# Colours shared by every figure: a sequential map for gains (low = dark), fixed colours for rules and
+# for the two variants of a comparison, and a qualitative map for several outputs or seeds.
+GAIN_CMAP = "viridis"
+RULE_COLORS = {"bptt": "#1f77b4", "tbptt": "#17becf", "eprop": "#d62728", "rflo": "#d62728", "modprop": "#9467bd",
+               "np": "#8c564b", "es": "#e377c2", "force": "#d62728", "full_force": "#1f77b4",
+               "reinforce": "#1f77b4", "reward_hebbian": "#ff7f0e"}
+VARIANT_COLORS = {"rate": "#1f77b4", "lif": "#d62728"}
+TARGET_COLOR = "0.55"
+
+
+def categorical(n: int) -> list:
+    """``n`` distinct colours (tab10, then tab20 beyond ten)."""
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def gain_colors(gains) -> dict:
+    """One colour per gain from ``GAIN_CMAP``, in increasing order of gain."""
+    gains = sorted(gains)
+    cmap = plt.get_cmap(GAIN_CMAP)
+    return {g: cmap(0.9 * i / max(len(gains) - 1, 1)) for i, g in enumerate(gains)}
+
+
+def rule_color(rule: str, default="0.3"):
+    return RULE_COLORS.get(rule, default)
+
+
+def legend_outside(ax, title: str | None = None, **kwargs):
+    """The legend beside the axes (right of it), never over the traces."""
+    kwargs.setdefault("frameon", False)
+    kwargs.setdefault("loc", "upper left")
+    kwargs.setdefault("bbox_to_anchor", (1.01, 1.0))
+    kwargs.setdefault("borderaxespad", 0.0)
+    return ax.legend(title=title, **kwargs)
+
+
+def mark_diverged(ax, x, color, label: str | None = None):
+    """An ``×`` at the top edge of ``ax`` above ``x``, annotated "diverged": a run whose values became
+    non-finite or left the axis there is marked, never silently missing."""
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom, top)          # fixed, so that the marker does not widen the axis it sits on
+    ax.plot([x], [top], marker="x", color=color, ms=8, mew=2, clip_on=False, ls="none",
+            label=label)
+    ax.annotate("diverged", (x, top), textcoords="offset points", xytext=(4, -10), fontsize=7, color=color)
+
+
+def write_csv(path, header: list, rows: list) -> Path:
+    """A figure's data beside it: ``path`` (a ``.csv``), one row per plotted value."""
+    return _write_csv(Path(path), header, rows)
+
 
 def apply_style() -> None:
     """Set the project's figure style (``STYLE``) in matplotlib's rcParams."""

@@ -235,18 +235,36 @@ def summarize(rows: list[dict], cfg: Config) -> str:
 
 
 def plot(rows: list[dict], traces: dict, cfg: Config, out: Path) -> None:
+    """The study's figures (``neuro.plots`` style), each with its data in a CSV of the same name."""
     from neuro import plots
     plt = plots.pyplot()
 
     def trace_figure(key, title, dt, name):
         h = traces[key]
-        fig, ax = plt.subplots(figsize=(8, 2.8))
-        t = np.arange(h.test_targets.shape[0]) * dt
-        ax.plot(t, h.test_targets, color="0.6", lw=3, label="target")
-        ax.plot(t, h.test_outputs, color="C3", lw=1, label="network (learning off)")
-        ax.set(xlabel="time in the test (ms)", title=f"{title}: test NMSE {h.test_nmse:.3g}")
+        targets = np.asarray(h.test_targets, dtype=float).reshape(len(h.test_targets), -1)
+        outputs = np.asarray(h.test_outputs, dtype=float).reshape(len(h.test_outputs), -1)
+        t = np.arange(targets.shape[0]) * dt
+        k = targets.shape[1]
+        colors = plots.categorical(k) if k > 1 else [plots.VARIANT_COLORS["lif"]]
+        fig, ax = plt.subplots(figsize=(8, 2.2 + 0.25 * k))
+        for j in range(k):
+            ax.plot(t, targets[:, j], color=plots.TARGET_COLOR if k == 1 else colors[j], lw=3.5, alpha=0.35)
+            ax.plot(t, outputs[:, j], color=colors[j], lw=1, label=f"output {j + 1}" if k > 1 else "network")
+        # one legend entry per output (its colour), and one per line style
+        from matplotlib.lines import Line2D
         handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles[::max(1, len(handles) // 2)][:2], ["target", "network (learning off)"], frameon=False)
+        handles += [Line2D([], [], color="0.4", lw=3.5, alpha=0.35), Line2D([], [], color="0.2", lw=1)]
+        labels += ["target (thick, pale)", "network, learning off"]
+        plots.legend_outside(ax, handles=handles, labels=labels)
+        ax.set(xlabel="time in the test (ms)", ylabel="output z (a.u.)" if k == 1 else "outputs z (a.u.)",
+               title=f"{title}: test NMSE {h.test_nmse:.3g}", xlim=(0, t[-1] if len(t) else 1))
+        if not np.all(np.isfinite(outputs)):
+            bad = int(np.argmax(~np.all(np.isfinite(outputs), 1)))
+            plots.mark_diverged(ax, t[bad], "k")
+        plots.write_csv((out / name).with_suffix(".csv"),
+                        ["time_ms"] + [f"target_{j + 1}" for j in range(k)] + [f"output_{j + 1}" for j in range(k)],
+                        [[float(ti)] + list(map(float, a)) + list(map(float, b))
+                         for ti, a, b in zip(t, targets, outputs)])
         plots.save(fig, out / name)
 
     trace_figure("sum_of_sines", f"Rate FORCE, N = {cfg.rate_n}", 1.0, "sum_of_sines.png")
@@ -257,12 +275,30 @@ def plot(rows: list[dict], traces: dict, cfg: Config, out: Path) -> None:
     if best is not None:
         n = best["N"]
         trace_figure(f"chirp_full_force_{n}", f"full-FORCE, pulse → chirp, N = {n}", 1.0, "chirp.png")
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    for rule, color in (("full_force", "C0"), ("force", "C3")):
-        pts = sorted((r["N"], r["test_error_pct"]) for r in rows if r["setup"] == "pulse_chirp" and r["rule"] == rule)
-        if pts:
-            ax.plot(*zip(*pts), "o-", color=color, label=rule.replace("_", "-"))
-    ax.set(xscale="log", yscale="log", xlabel="units N", ylabel="test error 100·Σ(z-f)²/Σf² (%)",
+    error_vs_size(rows, out / "error_vs_size.png")
+
+
+def error_vs_size(rows: list[dict], path: Path) -> Path:
+    """Test error vs network size on the pulse → chirp task, one line per rule; a run whose error is
+    not finite (it diverged) is an ``×`` at the top edge.  Data in ``error_vs_size.csv``."""
+    from neuro import plots
+    plt = plots.pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    data, bad = [], []
+    for rule in ("full_force", "force"):
+        pts = sorted((int(r["N"]), float(r["test_error_pct"])) for r in rows
+                     if r["setup"] == "pulse_chirp" and r["rule"] == rule)
+        data += [[rule, n, e, int(not np.isfinite(e))] for n, e in pts]
+        ok = [(n, e) for n, e in pts if np.isfinite(e)]
+        color = plots.rule_color(rule)
+        if ok:
+            ax.plot(*zip(*ok), "o-", color=color, label=rule.replace("_", "-"))
+        bad += [(n, color) for n, e in pts if not np.isfinite(e)]
+    ax.axhline(1.0, color="0.6", ls=":", lw=1, label="1 % error")
+    ax.set(xscale="log", yscale="log", xlabel="network size N (units)", ylabel="test error 100·Σ(z−f)²/Σf² (%)",
            title="pulse → chirp (DePasquale et al. 2018)")
-    ax.legend(frameon=False)
-    plots.save(fig, out / "error_vs_size.png")
+    for n, color in bad:
+        plots.mark_diverged(ax, n, color)
+    plots.legend_outside(ax)
+    plots.write_csv(path.with_suffix(".csv"), ["rule", "N", "test_error_pct", "diverged"], data)
+    return plots.save(fig, path)

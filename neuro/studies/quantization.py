@@ -175,21 +175,32 @@ def summarize(rows, cfg: Config) -> str:
 
 
 def plot(rows, cfg: Config, out: Path) -> None:
-    from neuro.plots import pyplot
-    plt = pyplot()
-    xs = [b if b != FULL_PRECISION else 10 for b in cfg.bits]
-    ticks = [str(b) if b != FULL_PRECISION else "f64" for b in cfg.bits]
-    for key, precisions, name, ylabel in (("accuracy", ("float", "fixed"), "accuracy_vs_bits.png", "held-out accuracy"),
-                                          ("lambda_max", ("float",), "lyapunov_vs_bits.png", "λ_max (per step)")):
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for i, g in enumerate(cfg.gains):
+    """Accuracy and λ_max vs weight bits, one colour per gain (``neuro.plots.gain_colors``); the float64
+    network is a dotted line at its value (not a point on the bits axis).  Data in a CSV of the same name."""
+    from neuro import plots
+    plt = plots.pyplot()
+    quantized = [b for b in cfg.bits if b != FULL_PRECISION]
+    colors = plots.gain_colors(cfg.gains)
+    for key, precisions, name, ylabel in (("accuracy", ("float", "fixed"), "accuracy_vs_bits.png",
+                                           "held-out accuracy (fraction correct)"),
+                                          ("lambda_max", ("float",), "lyapunov_vs_bits.png",
+                                           "λ_max (per 20 ms step)")):
+        fig, ax = plt.subplots(figsize=(5.6, 3.5))
+        data = []
+        for g in cfg.gains:
             for p in precisions:
-                ys = [np.nanmean([r[key] for r in _mean(rows, gain=g, bits=b, precision=p)]) for b in cfg.bits]
-                ax.plot(xs, ys, "o-" if p == "float" else "s--", color=f"C{i}", label=f"g={g} {p}")
-        ax.set_xticks(xs, ticks)
+                ys = [float(np.nanmean([r[key] for r in _mean(rows, gain=g, bits=b, precision=p)])) for b in quantized]
+                ax.plot(quantized, ys, "o-" if p == "float" else "s--", color=colors[g], ms=4,
+                        label=f"g = {g}, {'float' if p == 'float' else 'Loihi fixed point'}")
+                data += [[g, p, b, y] for b, y in zip(quantized, ys)]
+                if FULL_PRECISION in cfg.bits and p == "float":
+                    full = float(np.nanmean([r[key] for r in _mean(rows, gain=g, bits=FULL_PRECISION, precision=p)]))
+                    ax.axhline(full, color=colors[g], ls=":", lw=1)
+                    data.append([g, p, "float64", full])
+        ax.set_xticks(quantized)
         ax.set_xlabel("recurrent weight bits (Loihi grid)")
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=120)
-        plt.close(fig)
+        ax.set_title("dotted: float64 weights", fontsize=8)
+        plots.legend_outside(ax)
+        plots.write_csv((out / name).with_suffix(".csv"), ["gain", "precision", "bits", key], data)
+        plots.save(fig, out / name)

@@ -208,28 +208,49 @@ def _markdown(summary: list[dict]) -> str:
 
 
 def _plots(curves: dict, example: dict, out: Path) -> None:
+    """``learning_curves.png`` (running fraction correct, one colour per seed, with a seeds legend) and
+    ``rewards_baselines.png`` (seed 0's reward, baseline and value), each with its data in a CSV of the
+    same name.  A seed whose curve stops being finite is marked where it does ("diverged")."""
     from neuro import plots
-    plt = plots.plt
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), squeeze=False)
+    plt = plots.pyplot()
+    n_seeds = max(len(v["fraction correct"]) for v in curves.values())
+    colors = plots.categorical(n_seeds)
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves) + 1.2, 3.0), squeeze=False, sharey=True)
+    rows = []
     for ax, (key, lines) in zip(axes[0], curves.items()):
-        for c in lines["fraction correct"]:
-            ax.plot(c, lw=1)
-        ax.axhline(0.5, color="gray", ls=":", lw=1)
-        ax.set(title=key, xlabel="trial", ylabel="fraction correct (running 200)", ylim=(0, 1.02))
-    fig.tight_layout()
-    fig.savefig(out / "learning_curves.png", dpi=120)
-    plt.close(fig)
-    fig, axes = plt.subplots(1, len(example), figsize=(4.2 * len(example), 3.2), squeeze=False)
+        for s, c in enumerate(lines["fraction correct"]):
+            c = np.asarray(c, dtype=float)
+            ax.plot(np.arange(len(c)) + 200, c, lw=1, color=colors[s], label=f"seed {s}")
+            rows += [[key, s, i + 200, float(v)] for i, v in enumerate(c)]
+            if not np.all(np.isfinite(c)):
+                plots.mark_diverged(ax, int(np.argmax(~np.isfinite(c))) + 200, colors[s])
+        ax.axhline(0.5, color="gray", ls=":", lw=1, label="chance")
+        ax.set(title=key, xlabel="trial", ylim=(0, 1.02))
+    axes[0][0].set_ylabel("fraction correct\n(running mean, 200 trials)")
+    handles = {lab: h for ax in axes[0] for h, lab in zip(*ax.get_legend_handles_labels())}
+    labels = sorted((lab for lab in handles if lab.startswith("seed")), key=lambda x: int(x.split()[1])) + ["chance"]
+    plots.legend_outside(axes[0][-1], handles=[handles[lab] for lab in labels], labels=labels)
+    plots.write_csv(out / "learning_curves.csv", ["condition", "seed", "trial", "fraction_correct"], rows)
+    plots.save(fig, out / "learning_curves.png")
+    fig, axes = plt.subplots(1, len(example), figsize=(3.6 * len(example) + 1.6, 3.0), squeeze=False)
+    rows = []
+    styles = {"reward": "C0", "baseline": "C1", "value": "C2"}
     for ax, (key, h) in zip(axes[0], example.items()):
-        ax.plot(_running(h.reward, 50), label="reward", lw=1)
-        ax.plot(_running(h.baseline, 50), label="baseline (R̄ or v at t=0)", lw=1)
+        series = {"reward": h.reward, "baseline": h.baseline}
         if not np.all(np.isnan(h.value)):
-            ax.plot(_running(h.value, 50), label="value before outcome", lw=1)
-        ax.set(title=key, xlabel="trial", ylabel="running mean over 50 trials")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "rewards_baselines.png", dpi=120)
-    plt.close(fig)
+            series["value"] = h.value
+        for name, v in series.items():
+            r = np.asarray(_running(v, 50), dtype=float)
+            label = {"reward": "reward", "baseline": "baseline (R̄, or v at t = 0)",
+                     "value": "value before the outcome"}[name]
+            ax.plot(np.arange(len(r)) + 50, r, lw=1, color=styles[name], label=label)
+            rows += [[key, name, i + 50, float(x)] for i, x in enumerate(r)]
+        ax.set(title=f"{key} (seed 0)", xlabel="trial")
+    axes[0][0].set_ylabel("reward per trial\n(running mean, 50 trials)")
+    handles = {lab: h for ax in axes[0] for h, lab in zip(*ax.get_legend_handles_labels())}
+    plots.legend_outside(axes[0][-1], handles=list(handles.values()), labels=list(handles))
+    plots.write_csv(out / "rewards_baselines.csv", ["condition", "series", "trial", "running_mean_50"], rows)
+    plots.save(fig, out / "rewards_baselines.png")
 
 
 __all__ = ["add_arguments", "run", "study", "conditions", "train_one"]
