@@ -25,6 +25,7 @@ variant (at its own dt); its rate variant takes the spec's ``tau`` and ``activat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ LIF_DT = 1.0          # ms: the LIF variant's step when the spec is a rate netwo
 LAM = 50.0            # Hz per unit rate of the rate → LIF transfer (Kim, Li & Sejnowski 2019's grid: 20-75)
 NEAR_CEILING = 0.5    # a neuron firing above this fraction of the ceiling "sits near" it
 WARN_FRACTION = 0.1   # warn when more than this fraction of the neurons do
+TWO_CHOICE = ("romo", "2af", "dms", "context")     # tasks scored as one of two choices
 
 
 def variants(spec, lif_dt: float | None = LIF_DT) -> tuple:
@@ -62,7 +64,7 @@ def variants(spec, lif_dt: float | None = LIF_DT) -> tuple:
                 substeps(spec.dt, lif_dt)
                 changes.update({"dt": float(lif_dt), p + "tau_mem": float(n.tau), p + "reset": "zero",
                                 p + "tau_readout": float(spec.dt), p + "noise_std": 0.0, p + "tau_syn_slow": 0.0,
-                                p + "v_th": 1000.0 / (LAM * lif_dt)})
+                                p + "v_th": 1.0})
             lif_spec = spec.replace(**changes)
         else:
             lif_spec = spec
@@ -115,7 +117,8 @@ def lif_weights(base, rate_spec, lif_spec, weights):
         return weights.copy()
     _, w = rate_to_lif(rate_spec, weights, LAM, lif_spec.dt, tau_readout=lif_spec.neuron.tau_readout,
                        tau_mem=lif_spec.neuron.tau_mem, reset=lif_spec.neuron.reset)
-    return w
+    v_th = 1000.0 / (LAM * lif_spec.dt)       # rate_to_lif's threshold; voltages in units of it
+    return dataclasses.replace(w, W_in=w.W_in / v_th, W_rec=w.W_rec / v_th, b=w.b / v_th)
 
 
 def ceiling_hz(spec) -> float:
@@ -180,8 +183,13 @@ def compare(spec, task, rule, iterations: int = 200, seed: int = 0, progress: bo
         net = neuro.compile(s, kind, init[kind])
         rule_obj = neuro.rules.resolve(rule)
         t0 = time.perf_counter()
-        hist = neuro.train(net, tasks[kind], rule_obj, iterations=iterations, lr=lr, batch_size=batch_size,
-                           seed=seed, progress=progress, desc=f"{kind} {rule_name}")
+        diverged = None
+        try:
+            hist = neuro.train(net, tasks[kind], rule_obj, iterations=iterations, lr=lr, batch_size=batch_size,
+                               seed=seed, progress=progress, desc=f"{kind} {rule_name}")
+        except neuro.TrainingError as e:      # the model holds the last good weights
+            hist = e.history if e.history is not None else neuro.History()
+            diverged = str(e)
         seconds = time.perf_counter() - t0
         test = tasks[kind].batch(test_trials, seed=(seed, 999_983))
         with torch.no_grad():
@@ -192,7 +200,7 @@ def compare(spec, task, rule, iterations: int = 200, seed: int = 0, progress: bo
         result[kind] = {"accuracy": float(tasks[kind].accuracy(traj.outputs, test)),
                         "train_accuracy_last": float(np.mean(acc[-10:])) if acc else None,
                         "final_loss": float(np.mean(hist.loss[-10:])) if len(hist) else None,
-                        "train_seconds": round(seconds, 3),
+                        "train_seconds": round(seconds, 3), "diverged": diverged,
                         "neuron": {k: v for k, v in vars(s.neuron).items()},
                         "history": {"iteration": hist.iteration, "loss": hist.loss, "accuracy": hist.accuracy}}
     (rate_traj, rate_test), (lif_traj, lif_test) = trajs["rate"], trajs["lif"]
@@ -247,9 +255,20 @@ def notes(r: dict, lif_spec) -> list[str]:
         out.append(f"the LIF ceiling is {f['ceiling_hz']:.0f} Hz at dt {lif_spec.dt:g} ms")
     for kind in ("rate", "lif"):
         h = r[kind]["history"]["loss"]
-        if r[kind]["final_loss"] is not None and h and not r[kind]["final_loss"] < h[0]:
+        if r[kind].get("diverged"):
+            out.append(f"the {kind} variant diverged after {len(h)} of {r['iterations']} iterations and is evaluated "
+                       f"with its last good weights: {r[kind]['diverged']}")
+        elif r[kind]["final_loss"] is not None and h and not r[kind]["final_loss"] < h[0]:
             out.append(f"the {kind} variant did not learn: its final loss {r[kind]['final_loss']:.4g} is not below "
                        f"its first {h[0]:.4g}")
+    if r["task"] in TWO_CHOICE:
+        n = r["test_trials"]
+        bar = 0.5 + 2 * (0.25 / n) ** 0.5           # two standard errors above a coin flip
+        for kind in ("rate", "lif"):
+            if r[kind]["accuracy"] < bar:
+                out.append(f"the {kind} variant's test accuracy {r[kind]['accuracy']:.3f} is not above chance for two "
+                           f"choices (below {bar:.3f}, two standard errors above 0.5 on {n} trials): it did not "
+                           f"learn the task in {len(r[kind]['history']['loss'])} iterations at lr {r['lr']:g}")
     if f["fraction_silent"] > 0.5:
         out.append(f"{f['fraction_silent']:.0%} of the LIF neurons are silent on the test trials")
     return out
@@ -286,53 +305,75 @@ def summary_markdown(r: dict) -> str:
 
 
 def plot_compare(r: dict, path) -> None:
-    from neuro.plots import pyplot
-    plt = pyplot()
-    with plt.rc_context({"font.family": "DejaVu Sans"}):   # a font every matplotlib has
-        _plot(plt, r, path)
+    """``compare.png`` in the project's figure style, its data in ``compare.csv`` beside it: learning curves
+    (a variant that diverged is marked where it stopped), the spike raster, and the three most modulated
+    neurons' membrane potential, filtered spikes and rate-unit activity on test trial 0."""
+    from neuro import plots
+    plt = plots.pyplot()
+    path = Path(path)
+    fig, rows = _plot(plt, plots, r)
+    plots.write_csv(path.with_suffix(".csv"), ["panel", "variant", "neuron", "x", "value"], rows)
+    plots.save(fig, path)
 
 
-def _plot(plt, r: dict, path) -> None:
+def _plot(plt, plots, r: dict):
     tr, dt = r["traces"], r.get("lif_dt_ms", r["dt_ms"])
     rate_dt = r["dt_ms"]
-    fig, ax = plt.subplots(2, 3, figsize=(15, 7.5))
-    for k, c in (("rate", "C0"), ("lif", "C3")):
+    rows = []
+    fig, ax = plt.subplots(2, 3, figsize=(13, 6.5))
+    for k in ("rate", "lif"):
+        c = plots.VARIANT_COLORS[k]
         h = r[k]["history"]
-        ax[0, 0].plot(h["iteration"], h["loss"], c, label=k)
+        it = np.asarray(h["iteration"], dtype=float)
+        loss = np.asarray(h["loss"], dtype=float)
         acc = np.asarray(h["accuracy"], dtype=float)
         ok = ~np.isnan(acc)
-        ax[0, 1].plot(np.asarray(h["iteration"])[ok], acc[ok], c, label=k)
-    ax[0, 0].set(title="training loss", xlabel="iteration", ylabel="loss (task's, per batch)", yscale="log")
+        label = "rate" if k == "rate" else f"LIF (dt {dt:g} ms)"
+        ax[0, 0].plot(it, loss, color=c, lw=1, label=label)
+        ax[0, 1].plot(it[ok], acc[ok], color=c, lw=1, label=label)
+        rows += [["loss", k, "", float(i), float(v)] for i, v in zip(it, loss)]
+        rows += [["accuracy", k, "", float(i), float(v)] for i, v in zip(it[ok], acc[ok])]
+    ax[0, 0].set(title="training loss", xlabel="iteration", ylabel="loss (the task's, per batch)", yscale="log")
     ax[0, 1].set(title="training accuracy", xlabel="iteration", ylabel="accuracy (fraction correct)",
                  ylim=(-0.02, 1.02))
-    ax[0, 1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for k in ("rate", "lif"):
+        if r[k].get("diverged"):
+            stop = len(r[k]["history"]["loss"])
+            for a in (ax[0, 0], ax[0, 1]):
+                plots.mark_diverged(a, stop, plots.VARIANT_COLORS[k])
+    plots.legend_outside(ax[0, 1])
     s = tr["lif_spikes"]
     t_idx, n_idx = np.nonzero(s)
     ax[0, 2].scatter(t_idx * dt, n_idx, s=2, c="k", marker="|")
     ax[0, 2].set(title="LIF spike raster (test trial 0)", xlabel="time (ms)", ylabel="neuron",
                  xlim=(0, s.shape[0] * dt), ylim=(-0.5, s.shape[1] - 0.5))
+    rows += [["raster", "lif", int(n), float(t * dt), 1.0] for t, n in zip(t_idx, n_idx)]
     t = np.arange(s.shape[0]) * dt
     show = np.argsort(-tr["lif_filtered"].std(0))[:3]      # the most modulated neurons
+    colors = plots.categorical(3)
     v = tr["lif_voltage"]
     step = max(1.5 * tr["v_th"], float(np.ptp(v[:, show])) * 1.1 if v.size else 0.0)
+    t_rate = np.arange(len(tr["rate_rates"])) * rate_dt
     for i, j in enumerate(show):
-        ax[1, 0].plot(t, v[:, j] + step * i, lw=0.8)
+        ax[1, 0].plot(t, v[:, j] + step * i, lw=0.8, color=colors[i])
         ax[1, 0].axhline(tr["v_th"] + step * i, color="gray", ls=":", lw=0.6)
-    ax[1, 0].set(title="LIF membrane potential before reset\n(3 most modulated, offset; dotted: v_th)",
-                 ylabel="v (threshold units, offset per neuron)",
-                 xlabel="time (ms)")
-    ax[1, 1].plot(t, tr["lif_filtered"][:, show], lw=0.8)
+        ax[1, 1].plot(t, tr["lif_filtered"][:, j], lw=0.8, color=colors[i], label=f"neuron {j}")
+        ax[1, 2].plot(t_rate, tr["rate_rates"][:, j], lw=0.8, color=colors[i], label=f"unit {j}")
+        rows += [["membrane", "lif", int(j), float(x), float(y)] for x, y in zip(t, v[:, j])]
+        rows += [["filtered spikes", "lif", int(j), float(x), float(y)] for x, y in zip(t, tr["lif_filtered"][:, j])]
+        rows += [["rate f(h)", "rate", int(j), float(x), float(y)] for x, y in zip(t_rate, tr["rate_rates"][:, j])]
+    ax[1, 0].set(title="LIF membrane potential before reset\n(offset per neuron; dotted: threshold)",
+                 ylabel="v (threshold units, offset)", xlabel="time (ms)")
     ax[1, 1].set(title="LIF filtered spikes (same neurons)", xlabel="time (ms)",
                  ylabel="filtered spike train (spikes)")
-    ax[1, 2].plot(np.arange(len(tr["rate_rates"])) * rate_dt, tr["rate_rates"][:, show], lw=0.8)
     ax[1, 2].set(title="rate units f(h) (same indices)", xlabel="time (ms)", ylabel="rate f(h) (a.u.)")
+    plots.legend_outside(ax[1, 2], handles=ax[1, 1].get_legend_handles_labels()[0],
+                         labels=[f"neuron / unit {j}" for j in show])
     pd = r["procrustes_distance"]
     fig.suptitle(f"{r['spec']} / {r['task']} / {r['rule']}: test accuracy rate {r['rate']['accuracy']:.2f}, "
                  f"LIF {r['lif']['accuracy']:.2f}; LIF {r['lif']['firing']['mean_rate_hz']:.1f} Hz; "
                  f"Procrustes {'n/a' if pd is None else f'{pd:.2f}'} rad")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig, rows
 
 
 def write_outputs(r: dict, out) -> None:

@@ -197,8 +197,50 @@ def test_a_rate_spec_is_compared_with_a_lif_variant_at_a_finer_step():
     r = compare(spec, "2af", "bptt", iterations=2, seed=0, progress=False, batch_size=4, test_trials=8, lif_dt=10.0)
     assert (r["dt_ms"], r["lif_dt_ms"], r["substeps"]) == (20.0, 10.0, 2)
     lif = r["_nets"]["lif"].spec
-    assert lif.dt == 10.0 and lif.neuron.v_th == pytest.approx(1000 / (50 * 10.0))
+    assert lif.dt == 10.0 and lif.neuron.v_th == 1.0        # voltages in units of rate_to_lif's threshold
     assert r["lif"]["firing"]["ceiling_hz"] == 100.0
     assert r["traces"]["lif_spikes"].shape[0] == 2 * r["traces"]["rate_rates"].shape[0]
     # notes name what limits the comparison (here: two iterations do not make a rate network learn 2AF)
     assert all(isinstance(n, str) for n in r["notes"])
+
+
+def test_the_lif_variants_initial_network_spikes_as_rate_to_lif_maps_it():
+    # the variant's weights are rate_to_lif's with voltages in units of its threshold (v_th = 1000/(λ dt)):
+    # the same spikes, a surrogate gradient of the same width relative to the threshold as a v_th = 1 spec's
+    from neuro.compare import LAM, lif_weights, variants
+    from neuro.transfer import rate_to_lif, upsample
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 16, "n_inputs": 3, "n_outputs": 3})
+    w = neuro.init_weights(spec, 3)
+    w.W_in = w.W_in * 40.0                                     # drive the network into spiking
+    rate_spec, lif_spec = variants(spec, 1.0)
+    ours = neuro.compile(lif_spec, "lif", lif_weights(spec, rate_spec, lif_spec, w), dtype=torch.float64)
+    ref_spec, ref_w = rate_to_lif(rate_spec, w, LAM, 1.0, tau_readout=lif_spec.neuron.tau_readout,
+                                  tau_mem=lif_spec.neuron.tau_mem, reset="zero")
+    ref = neuro.compile(ref_spec, "lif", ref_w, dtype=torch.float64)
+    assert ref_spec.neuron.v_th == pytest.approx(20.0) and lif_spec.neuron.v_th == 1.0
+    x = upsample(neuro.tasks.get("2af").batch(4, seed=0).inputs.double(), 20)
+    with torch.no_grad():
+        a, b = ours.run(x), ref.run(x)
+    assert a.spikes.sum() > 100
+    assert torch.equal(a.spikes, b.spikes)
+    assert torch.allclose(a.outputs, b.outputs, atol=1e-9)
+
+
+def test_a_variant_that_diverges_is_reported_and_marked(tmp_path):
+    from neuro.compare import write_outputs
+    spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 8})
+    r = compare(spec, "2af", "bptt", iterations=30, seed=0, progress=False, batch_size=4, test_trials=8,
+                lif_dt=None, lr=1e4)
+    gone = [k for k in ("rate", "lif") if r[k]["diverged"]]
+    assert gone, "an lr of 1e4 should make a variant diverge"
+    for k in gone:
+        n = len(r[k]["history"]["loss"])
+        assert n < 30 and f"the {k} variant diverged after {n} of 30 iterations" in " ".join(r["notes"])
+        assert math.isfinite(r[k]["accuracy"])                # evaluated with the last good weights
+    write_outputs(r, tmp_path)
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data[gone[0]]["diverged"].startswith(("loss", "weights"))
+    rows = (tmp_path / "compare.csv").read_text().splitlines()
+    assert rows[0] == "panel,variant,neuron,x,value"
+    losses = [r_ for r_ in rows[1:] if r_.startswith(f"loss,{gone[0]},")]
+    assert len(losses) == len(data[gone[0]]["history"]["loss"])
