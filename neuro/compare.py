@@ -17,8 +17,9 @@ per variant (``rate/``, ``lif/``: spec, weights, history) into ``--out``.
 The variants: a rate spec's LIF variant takes ``tau_syn = tau`` (the rate time constant: Kim,
 Li & Sejnowski 2019's correspondence); at the spec's own dt (``--lif-dt 0``) also
 ``tau_readout = tau`` and ``tau_mem >= dt``, the other LIF fields as written in the spec; at
-a finer dt ``tau_mem = tau``, ``tau_readout`` = the rate dt and ``v_th = 1000 / (λ lif_dt)``
-as ``rate_to_lif`` sets them, but reset to zero (NIR and Lava have no reset by subtraction, and
+a finer dt ``tau_mem = tau`` and ``tau_readout`` = the rate dt as ``rate_to_lif`` sets them, voltages
+in units of its threshold ``1000 / (λ lif_dt)`` (``v_th = 1``; input, recurrent weights and bias divided by
+it: the same spikes, and the spec's surrogate keeps its width relative to the threshold), reset to zero (NIR and Lava have no reset by subtraction, and
 the comparison's LIF network is meant to be exported).  A LIF spec is its own LIF
 variant (at its own dt); its rate variant takes the spec's ``tau`` and ``activation`` fields.
 """
