@@ -249,9 +249,10 @@ def notes(r: dict, lif_spec) -> list[str]:
     out = []
     f = r["lif"]["firing"]
     if f["fraction_near_ceiling"] > WARN_FRACTION:
+        why = ("the spiking variant is limited by its time step; use a smaller dt" if lif_spec.dt > 1.0 else
+               "training drove them to fire at nearly every step (saturated), which a smaller dt does not remove")
         out.append(f"{f['fraction_near_ceiling']:.0%} of the LIF neurons fire above {NEAR_CEILING:.0%} of the "
-                   f"ceiling of {f['ceiling_hz']:.0f} Hz (one spike per {lif_spec.dt:g} ms step): the spiking "
-                   f"variant is limited by its time step; use a smaller dt")
+                   f"ceiling of {f['ceiling_hz']:.0f} Hz (one spike per {lif_spec.dt:g} ms step): {why}")
     elif f["ceiling_hz"] < 200:
         out.append(f"the LIF ceiling is {f['ceiling_hz']:.0f} Hz at dt {lif_spec.dt:g} ms")
     for kind in ("rate", "lif"):
@@ -383,7 +384,7 @@ def write_outputs(r: dict, out) -> None:
     data = {k: v for k, v in r.items() if k != "traces" and not k.startswith("_")}
     (out / "summary.json").write_text(json.dumps(data, indent=2, default=float))
     (out / "summary.md").write_text(summary_markdown(r))
-    np.savez(out / "traces.npz", **{k: np.asarray(v) for k, v in r["traces"].items()})
+    np.savez_compressed(out / "traces.npz", **{k: np.asarray(v) for k, v in r["traces"].items()})
     for kind, net in r.get("_nets", {}).items():
         save_variant(net, r, kind, out / kind)
     plot_compare(r, out / "compare.png")

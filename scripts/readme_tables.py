@@ -1,10 +1,10 @@
 """Regenerate the README's results tables from the committed results files.
 
 Each generated table sits between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->`` in
-README.md; this script rewrites what lies between from the table's results file.
+README.md or a page of ``docs/``; this script rewrites what lies between from the table's results file.
 
-    python scripts/readme_tables.py           # rewrite README.md
-    python scripts/readme_tables.py --check   # exit 1 (naming the table) if README.md is stale
+    python scripts/readme_tables.py           # rewrite the tables of README.md and docs/*.md
+    python scripts/readme_tables.py --check   # exit 1 (naming page and table) if one is stale
 
 ``tests/test_readme_tables.py`` runs the check.  A study that moves its outputs from
 ``docs/STUDY/`` to ``results/STUDY/`` is found in either place.
@@ -53,22 +53,45 @@ def quantization_accuracy() -> str:
     return "\n".join(lines)
 
 
-def compare_2af_lif() -> str:
-    """The numbers of ``neuro compare 2af_lif --task 2af --rule eprop --iterations 300 --seed 0``."""
-    r = json.loads(results_file("compare", "2af_lif-2af-eprop/summary.json").read_text())
-    f = r["lif"]["firing"]
-    cv = "n/a" if f["cv_isi"] is None else f"{f['cv_isi']:.2f}"
-    pd = r["procrustes_distance"]
-    return (f"| variant | test accuracy | LIF firing | Procrustes distance |\n"
-            f"|---|---|---|---|\n"
-            f"| rate (dt {r['dt_ms']:g} ms) | {r['rate']['accuracy']:.3f} | | |\n"
-            f"| LIF (dt {r['lif_dt_ms']:g} ms) | {r['lif']['accuracy']:.3f} | {f['mean_rate_hz']:.1f} Hz mean, "
-            f"{f['fraction_silent']:.0%} silent, CV {cv}; ceiling {f['ceiling_hz']:.0f} Hz, "
-            f"{f['fraction_near_ceiling']:.0%} above half of it | "
-            f"{'n/a' if pd is None else f'{pd:.3f} rad'} |")
+def compare_command(r: dict) -> str:
+    """The ``neuro compare`` command that wrote a ``summary.json``."""
+    cmd = (f"neuro compare {r['spec']} --task {r['task']} --rule {r['rule']} --iterations {r['iterations']} "
+           f"--lr {r['lr']:g} --seed {r['seed']}")
+    if r.get("batch_size", 32) != 32:
+        cmd += f" --batch-size {r['batch_size']}"
+    if r["lif"]["neuron"].get("model") == "lif" and r.get("lif_dt_ms") != r["dt_ms"] and r.get("lif_dt_ms") != 1.0:
+        cmd += f" --lif-dt {r['lif_dt_ms']:g}"
+    return cmd
 
 
-TABLES = {"quantization-accuracy": quantization_accuracy, "compare-2af_lif": compare_2af_lif}
+def compare_results() -> str:
+    """One block per committed ``results/compare/*/summary.json``: its command, then both variants."""
+    folder = ROOT / "results" / "compare"
+    summaries = sorted(folder.glob("*/summary.json")) if folder.exists() else []
+    if not summaries:
+        raise FileNotFoundError("no results/compare/*/summary.json")
+    lines = ["| command | variant | test accuracy | final loss | LIF firing | Procrustes distance |",
+             "|---|---|---|---|---|---|"]
+    for path in summaries:
+        r = json.loads(path.read_text())
+        f = r["lif"]["firing"]
+        pd = r["procrustes_distance"]
+        cmd = f"`{compare_command(r)}` (`results/compare/{path.parent.name}`)"
+        for k in ("rate", "lif"):
+            v = r[k]
+            dt = r["dt_ms"] if k == "rate" else r["lif_dt_ms"]
+            loss = "n/a" if v["final_loss"] is None else f"{v['final_loss']:.4f}"
+            if v.get("diverged"):
+                loss += f" (diverged after {len(v['history']['loss'])} iterations)"
+            firing = "" if k == "rate" else (f"{f['mean_rate_hz']:.1f} Hz mean, {f['fraction_silent']:.0%} silent; "
+                                             f"ceiling {f['ceiling_hz']:.0f} Hz, {f['fraction_near_ceiling']:.0%} "
+                                             f"above half of it")
+            lines.append(f"| {cmd if k == 'rate' else ''} | {k} (dt {dt:g} ms) | {v['accuracy']:.3f} | {loss} | "
+                         f"{firing} | {'' if k == 'rate' else ('n/a' if pd is None else f'{pd:.3f} rad')} |")
+    return "\n".join(lines)
+
+
+TABLES = {"quantization-accuracy": quantization_accuracy, "compare": compare_results}
 
 
 def blocks(text: str) -> list[tuple[str, str]]:
@@ -86,21 +109,32 @@ def render(text: str) -> str:
     return re.sub(r"<!-- table:([\w-]+) -->\n.*?\n?<!-- /table:\1 -->", fill, text, flags=re.S)
 
 
+def pages() -> list[Path]:
+    """README.md and the documentation pages (``docs/*.md``): wherever a generated table sits."""
+    return [README] + sorted((ROOT / "docs").glob("*.md"))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--check", action="store_true", help="only check; exit 1 if README.md is stale")
+    p.add_argument("--check", action="store_true", help="only check; exit 1 if a page is stale")
     a = p.parse_args(argv)
-    text = README.read_text()
-    new = render(text)
-    if a.check:
-        stale = [n for (n, old), (_, fresh) in zip(blocks(text), blocks(new)) if old.strip() != fresh.strip()]
-        if stale:
-            print(f"README.md is stale in: {', '.join(stale)}; run python scripts/readme_tables.py", file=sys.stderr)
-            return 1
-        print(f"README.md tables up to date: {', '.join(n for n, _ in blocks(text))}")
-        return 0
-    README.write_text(new)
-    print(f"README.md: regenerated {', '.join(n for n, _ in blocks(new))}")
+    stale, done = [], []
+    for page in pages():
+        text = page.read_text()
+        names = [n for n, _ in blocks(text)]
+        if not names:
+            continue
+        new = render(text)
+        if a.check:
+            stale += [f"{page.name}: {n}" for (n, old), (_, fresh) in zip(blocks(text), blocks(new))
+                      if old.strip() != fresh.strip()]
+        elif new != text:
+            page.write_text(new)
+        done += [f"{page.name}: {n}" for n in names]
+    if stale:
+        print(f"stale tables: {', '.join(stale)}; run python scripts/readme_tables.py", file=sys.stderr)
+        return 1
+    print(f"tables {'up to date' if a.check else 'regenerated'}: {', '.join(done)}")
     return 0
 
 

@@ -9,16 +9,28 @@ spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "scripts" 
 tables = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tables)
 README = (ROOT / "README.md").read_text()
+BLOCKS = [(page.name, name, current) for page in tables.pages() for name, current in tables.blocks(page.read_text())]
 
 
-def test_the_readme_has_generated_tables():
-    assert {name for name, _ in tables.blocks(README)} >= {"quantization-accuracy"}
+def test_the_pages_have_generated_tables():
+    assert {name for _, name, _ in BLOCKS} >= {"quantization-accuracy", "compare"}
 
 
-@pytest.mark.parametrize("name, current", tables.blocks(README))
-def test_each_generated_table_matches_its_results_file(name, current):
+@pytest.mark.parametrize("page, name, current", BLOCKS)
+def test_each_generated_table_matches_its_results_file(page, name, current):
     assert current.strip() == tables.TABLES[name]().strip(), \
-        f"README.md's table {name!r} is stale: run python scripts/readme_tables.py"
+        f"{page}'s table {name!r} is stale: run python scripts/readme_tables.py"
+
+
+def test_the_compare_table_is_read_from_the_summaries():
+    # an independent reading: every committed comparison's command and both accuracies
+    import json
+    text = tables.compare_results()
+    for path in sorted((ROOT / "results" / "compare").glob("*/summary.json")):
+        r = json.loads(path.read_text())
+        assert f"`neuro compare {r['spec']} --task {r['task']} --rule {r['rule']} " in text
+        for k in ("rate", "lif"):
+            assert f"| {k} (dt " in text and f"| {r[k]['accuracy']:.3f} |" in text
 
 
 def test_the_quantization_table_is_read_from_the_metrics(tmp_path, monkeypatch):
