@@ -1,6 +1,8 @@
-"""Every code block of the README runs as written, with iteration counts cut down.
+"""Every code block of the README and of the documentation pages (docs/*.md) runs as written, with
+iteration counts cut down.
 
-Python blocks run in order in one namespace (a later block uses the names an earlier one made);
+Python blocks run in order in one namespace, the README's first and then each page's (a later block
+uses the names an earlier one made);
 shell lines that call ``neuro`` run through the entry point.  ``bash install.sh`` and the test
 command itself are what CI runs (``.ci/run``).  A block the README marks with
 ``<!-- not run: REASON -->`` on the line before it is skipped, with its reason shown.
@@ -11,18 +13,22 @@ from pathlib import Path
 
 import pytest
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = {path.relative_to(ROOT).as_posix(): path.read_text()
+         for path in [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))}
 SHORTER = [(r"\biterations=\d+", "iterations=2"), (r"--iterations \d+", "--iterations 2"),
            (r"\bsteps=\d+", "steps=10"), (r"\bwarmup=\d+", "warmup=2"), (r"\bk=(\d{2,})", "k=4"),
            (r"\brange\(\d+\)", "range(1)")]
 
 
 def blocks():
+    """(where: "page:line", language, code, reason to skip or None) of every fenced block."""
     out = []
-    for m in re.finditer(r"(?:^(?P<before>[^\n]*)\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```", README, re.M | re.S):
-        skip = re.match(r"<!-- not run: (.*) -->", (m.group("before") or "").strip())
-        line = README[:m.start("body")].count("\n")
-        out.append((line, m.group("lang"), m.group("body"), skip.group(1) if skip else None))
+    for page, text in PAGES.items():
+        for m in re.finditer(r"(?:^(?P<before>[^\n]*)\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```", text, re.M | re.S):
+            skip = re.match(r"<!-- not run: (.*) -->", (m.group("before") or "").strip())
+            line = text[:m.start("body")].count("\n")
+            out.append((f"{page}:{line}", m.group("lang"), m.group("body"), skip.group(1) if skip else None))
     return out
 
 
@@ -44,9 +50,9 @@ def test_every_python_block_runs(tmp_path, monkeypatch):
         if lang != "python" or skip:
             continue
         try:
-            exec(compile(shorter(body), f"README.md:{line}", "exec"), namespace)
+            exec(compile(shorter(body), line, "exec"), namespace)
         except Exception as e:    # name the block
-            pytest.fail(f"README.md line {line}: {type(e).__name__}: {e}")
+            pytest.fail(f"{line}: {type(e).__name__}: {e}")
 
 
 def _neuro_lines():
@@ -65,5 +71,5 @@ def test_every_neuro_command_runs(line, cmd, tmp_path, monkeypatch):
     from neuro.cli import main
     monkeypatch.chdir(tmp_path)
     argv = shlex.split(shorter(cmd))
-    assert argv[0] in ("neuro", ".venv/bin/neuro"), f"README.md line {line}: not a neuro command: {cmd}"
+    assert argv[0] in ("neuro", ".venv/bin/neuro"), f"{line}: not a neuro command: {cmd}"
     assert main(argv[1:] + (["--no-progress"] if argv[1] in ("train", "compare") else [])) == 0
