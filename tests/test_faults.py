@@ -1,13 +1,13 @@
 """Run folders tell the truth: no code runs from them, resumes are exact, divergence stops, and a
 folder that is missing its weights, or holds another run, is refused by name."""
 import csv
+import functools
 import json
 import os
 import pickle
+import shutil
 import signal
-import subprocess
-import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -46,6 +46,21 @@ def small_spec_file(tmp_path):
     return path
 
 
+@pytest.fixture(scope="module")
+def _trained_once(tmp_path_factory):
+    base = tmp_path_factory.mktemp("trained")
+    spec = base / "small.toml"
+    neuro.save_spec(_spec(16), spec)
+    assert _train_cli(base / "run", spec=spec) == 0
+    return base / "run"
+
+
+@pytest.fixture
+def trained_run(_trained_once, tmp_path):
+    """A copy of one `neuro train` run folder (small.toml, 2 iterations), trained once for the module."""
+    return Path(shutil.copytree(_trained_once, tmp_path / "run"))
+
+
 # -- 1. no code execution from run folders --------------------------------------------------------
 
 class _Payload:
@@ -59,11 +74,10 @@ def _plant_payload(path):
 
 
 @pytest.mark.slow
-def test_checkpoint_with_code_is_refused_by_lyapunov_export_and_resume(tmp_path, small_spec_file, capsys,
-                                                                       monkeypatch):
+def test_checkpoint_with_code_is_refused_by_lyapunov_export_and_resume(tmp_path, small_spec_file, trained_run,
+                                                                       capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = tmp_path / "run"
-    assert _train_cli(run, spec=small_spec_file) == 0
+    run = trained_run
     _plant_payload(run / "checkpoint.pt")
     assert _cli("lyapunov", run, "--task", "none", "--steps", 5, "-k", 1) == 2
     assert "checkpoint.pt" in capsys.readouterr().err
@@ -95,9 +109,8 @@ def test_saving_anything_but_plain_data_is_refused(tmp_path):
 
 # -- 2. a rerun with other arguments never silently resumes ----------------------------------------
 
-def test_rerun_with_other_arguments_is_refused_before_anything_is_rewritten(tmp_path, small_spec_file, capsys):
-    run = tmp_path / "run"
-    assert _train_cli(run, spec=small_spec_file) == 0
+def test_rerun_with_other_arguments_is_refused_before_anything_is_rewritten(small_spec_file, trained_run, capsys):
+    run = trained_run
     before = {f: (run / f).read_bytes() for f in ("spec.toml", "args.json", "checkpoint.pt", "history.csv")}
     assert _train_cli(run, "--seed", 3, spec=small_spec_file) == 2
     assert "seed: 0 there, 3 now" in capsys.readouterr().err
@@ -160,32 +173,20 @@ def test_lif_network_resumes_bit_identical(tmp_path):
                                       batch_size=2)
 
 
-@pytest.mark.slow
-def test_sigkilled_cli_run_resumes_bit_identical(tmp_path, small_spec_file):
+def test_sigkilled_cli_run_resumes_bit_identical(tmp_path, monkeypatch):
     noisy = tmp_path / "noisy.toml"
     neuro.save_spec(_spec(16, noise=0.1), noisy)
-    script = textwrap.dedent(f"""
-        import functools, os, signal, sys
-        import neuro
-        from neuro import cli, training
-        original = training.History.append
-        def append(self, *a):
-            original(self, *a)
-            if len(self) == 6:
-                os.kill(os.getpid(), signal.SIGKILL)
-        training.History.append = append
-        neuro.train = functools.partial(training.train, checkpoint_every=4)
-        sys.exit(cli.main(["train", {str(noisy)!r}, "--iterations", "9", "--batch-size", "2", "--no-progress",
-                           "--out", {str(tmp_path / 'killed')!r}]))
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    argv = ("train", noisy, "--iterations", 9, "--batch-size", 2, "--no-progress", "--out")
+
+    def killed_run():
+        monkeypatch.setattr(neuro, "train", functools.partial(neuro.training.train, checkpoint_every=4))
+        _cli(*argv, tmp_path / "killed")
+    _sigkilled(killed_run, neuro.training.History, "append", 6)     # SIGKILL after iteration 5's row
     assert nio.load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["iteration"] == 4
-    assert _cli("train", noisy, "--iterations", 9, "--batch-size", 2, "--no-progress", "--out",
-                tmp_path / "killed") == 0
-    assert _cli("train", noisy, "--iterations", 9, "--batch-size", 2, "--no-progress", "--out",
-                tmp_path / "straight") == 0
+    assert _cli(*argv, tmp_path / "killed") == 0
+    assert _cli(*argv, tmp_path / "straight") == 0
     assert (tmp_path / "killed" / "history.csv").read_text() == (tmp_path / "straight" / "history.csv").read_text()
+    assert len((tmp_path / "straight" / "history.csv").read_text().splitlines()) == 10
 
 
 def _sigkilled(run, hook_cls, hook, after):
@@ -343,9 +344,8 @@ def test_resume_uses_the_given_lr_not_the_stored_one(tmp_path):
 
 @pytest.mark.parametrize("command", [("lyapunov", "--task", "none", "--steps", "5", "-k", "1"),
                                      ("export", "--format", "nir")])
-def test_run_folder_without_checkpoint_is_refused(tmp_path, small_spec_file, capsys, command):
-    run = tmp_path / "run"
-    assert _train_cli(run, spec=small_spec_file) == 0
+def test_run_folder_without_checkpoint_is_refused(tmp_path, trained_run, capsys, command):
+    run = trained_run
     (run / "checkpoint.pt").unlink()
     argv = [command[0], run, *command[1:]] + (["--out", tmp_path / "x.nir"] if command[0] == "export" else [])
     assert _cli(*argv) == 2
@@ -416,9 +416,8 @@ def test_broken_checkpoints_name_the_file(tmp_path, content):
     assert len(str(info.value).splitlines()) == 1
 
 
-def test_broken_checkpoint_in_a_run_folder_is_a_clean_cli_error(tmp_path, small_spec_file, capsys):
-    run = tmp_path / "run"
-    assert _train_cli(run, spec=small_spec_file) == 0
+def test_broken_checkpoint_in_a_run_folder_is_a_clean_cli_error(small_spec_file, trained_run, capsys):
+    run = trained_run
     (run / "checkpoint.pt").write_bytes(b"")
     assert _cli("lyapunov", run, "--task", "none", "--steps", 5, "-k", 1) == 2
     assert _train_cli(run, spec=small_spec_file) == 2
@@ -437,8 +436,9 @@ def test_lyapunov_of_an_overflowing_float32_trajectory_is_recomputed_in_float64(
     ref = neuro.lyapunov_spectrum(net, k=1, steps=1500, batch_size=2, dtype=torch.float64)
     assert res.max_exponent == pytest.approx(ref.max_exponent, abs=1e-12)
     assert res.max_exponent > 0.1       # an exploding ReLU network: exponential growth, not decay
+    steep = _net(spec.replace(**{"recurrent.gain": 40.0}))        # float64 overflows too (near step 250)
     with pytest.raises(neuro.lyapunov.NonFiniteError, match="non-finite at step"):
-        neuro.lyapunov_spectrum(net, k=1, steps=9000, batch_size=1, dtype=torch.float64)
+        neuro.lyapunov_spectrum(steep, k=1, steps=1500, batch_size=1, dtype=torch.float64)
 
 
 def test_lyapunov_cli_says_when_it_recomputed(capsys):

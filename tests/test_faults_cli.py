@@ -81,7 +81,7 @@ def test_cuda_without_cuda():
 @pytest.mark.cluster
 def test_unreachable_cluster(monkeypatch):
     pytest.importorskip("distributed")
-    monkeypatch.setenv("NEURO_CLUSTER_TIMEOUT", "1")
+    monkeypatch.setenv("NEURO_CLUSTER_TIMEOUT", "0.3")
     from neuro.executors import ClusterError, make_executor
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         make_executor("tcp://127.0.0.1:9")
@@ -212,3 +212,24 @@ def test_wrong_input_width_on_the_rate_backend(path):
         shared = ens.run(x[:, None].expand(5, 3, 2, 1)).outputs
         torch.testing.assert_close(shared[:, 0], net.run(x).outputs)
         torch.testing.assert_close(ens.run(x[:, None]).outputs, shared)
+
+
+# -- executors: only what is tested is offered ------------------------------------------------------
+
+def test_ray_is_not_offered_and_asking_for_it_without_ray_is_one_line(tmp_path, capsys):
+    import argparse
+    import importlib.util
+    import pathlib
+
+    import neuro.sweep
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert all("not" in line for line in readme.splitlines() if "Ray" in line)       # no untested claim
+    p = argparse.ArgumentParser()
+    neuro.sweep.add_arguments(p)
+    assert "Dask" in p.format_help() and "Ray" not in p.format_help()
+    if importlib.util.find_spec("ray") is not None:
+        pytest.skip("ray is installed here")
+    path = tmp_path / "exp.toml"
+    path.write_text(_EXPERIMENT.replace("[overrides]", 'tasks = ["romo"]\nrules = ["bptt"]\n[overrides]'))
+    assert _cli("sweep", path, "--cluster", "ray", "--out", tmp_path / "runs", "--no-progress") == 2
+    _one_line_error(capsys, "needs the 'ray' package", "pip install ray")
