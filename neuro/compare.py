@@ -19,8 +19,9 @@ Li & Sejnowski 2019's correspondence); at the spec's own dt (``--lif-dt 0``) als
 ``tau_readout = tau`` and ``tau_mem >= dt``, the other LIF fields as written in the spec; at
 a finer dt ``tau_mem = tau`` and ``tau_readout`` = the rate dt as ``rate_to_lif`` sets them, voltages
 in units of its threshold ``1000 / (λ lif_dt)`` (``v_th = 1``; input, recurrent weights and bias divided by
-it: the same spikes, and the spec's surrogate keeps its width relative to the threshold), reset to zero (NIR and Lava have no reset by subtraction, and
-the comparison's LIF network is meant to be exported).  A LIF spec is its own LIF
+it: the same spikes, and the spec's surrogate keeps its width relative to the threshold), reset to
+zero (NIR and Lava have no reset by subtraction, and the comparison's LIF network is meant to be
+exported).  A LIF spec is its own LIF
 variant (at its own dt); its rate variant takes the spec's ``tau`` and ``activation`` fields.
 """
 from __future__ import annotations

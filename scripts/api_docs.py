@@ -12,8 +12,8 @@ from pathlib import Path
 MODULES = ["neuro", "neuro.spec", "neuro.weights", "neuro.compiler", "neuro.training", "neuro.ensemble",
            "neuro.lyapunov", "neuro.flossing", "neuro.similarity", "neuro.transfer", "neuro.compare",
            "neuro.runfolder", "neuro.artefacts", "neuro.catalog", "neuro.plots", "neuro.progress", "neuro.sweep",
-           "neuro.rules", "neuro.tasks", "neuro.models", "neuro.backends.rate", "neuro.backends.lif", "neuro.backends.nir",
-           "neuro.backends.brian2", "neuro.lif_params", "neuro.trajectory"]
+           "neuro.rules", "neuro.tasks", "neuro.models", "neuro.backends.rate", "neuro.backends.lif",
+           "neuro.backends.nir", "neuro.backends.brian2", "neuro.lif_params", "neuro.trajectory"]
 
 
 def main(argv=None) -> int:
