@@ -59,8 +59,11 @@ def compare_command(r: dict) -> str:
            f"--lr {r['lr']:g} --seed {r['seed']}")
     if r.get("batch_size", 32) != 32:
         cmd += f" --batch-size {r['batch_size']}"
-    if r["lif"]["neuron"].get("model") == "lif" and r.get("lif_dt_ms") != r["dt_ms"] and r.get("lif_dt_ms") != 1.0:
+    if r.get("substeps", 1) > 1 and r.get("lif_dt_ms") != 5.0:       # a rate spec's default LIF step
         cmd += f" --lif-dt {r['lif_dt_ms']:g}"
+    lif_lr = r.get("lif_lr", r["lr"])                 # summaries before lif_lr trained both at lr
+    if lif_lr != (r["lr"] * 0.1 if r.get("substeps", 1) > 1 else r["lr"]):
+        cmd += f" --lif-lr {lif_lr:g}"
     return cmd
 
 
