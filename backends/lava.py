@@ -37,9 +37,9 @@ Lava cannot express (and the export refuses, naming it): rate neurons, reset by 
 second current, refractoriness in fixed point (``LIFRefractory`` has only a float model).
 
 On-chip learning: ``onchip_eprop_trial`` runs e-prop (Bellec et al. 2020) as a ``Loihi3FLearningRule``
-on a ``LearningDense`` in floating point, with a LIF model that sends the pseudo-derivative and the
-third factor as its y values and a host process for the readout (the mapping, its approximations and
-the fixed-point model are in ``neuro/onchip.py``).
+on a ``LearningDense``, with a LIF model that sends the pseudo-derivative and the third factor as its y
+values and a host process for the readout, in floating point or on Lava's bit-approximate fixed-point
+learning engine (the mapping, its approximations and the integer scales are in ``neuro/onchip.py``).
 
 Python 3.11: lava's ``var_model.py`` uses ``ByteEncoder()`` instances as dataclass defaults, which
 3.11 rejects; an import hook serves that module with ``field(default_factory=ByteEncoder)`` instead,
@@ -426,6 +426,42 @@ def _onchip_classes():
             self.s_out_y2.send(np.asarray(third, dtype=float) * comp)
             self.s_out_y3.send(np.zeros_like(psi))
 
+    @implements(proc=LearningLIF, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("fixed_pt")
+    class _EpropLIFModelFixed(PyLearningLifModelFloat):
+        """The neuron program for Lava's fixed-point learning engine: the LIF dynamics in float64 on
+        the integer input of the bit-approximate ``LearningDense`` (mantissa sums << weight_exp, divided by
+        the network's scale), the input currents from its parameters; it sends integer y values,
+        stochastically rounded: ``y1 = ψ·S_y``, ``y2 = L⁺·S_L``, ``y3 = L⁻·S_L`` (Loihi's y are unsigned)."""
+
+        s_out_y1: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+        s_out_y2: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+        s_out_y3: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+
+        def __init__(self, proc_params):
+            super().__init__(proc_params)
+            self.rng = np.random.default_rng(proc_params["seed"])
+
+        def _integer(self, x):
+            f = np.floor(x)
+            return np.clip(f + (self.rng.random(x.shape) < x - f), 0, self.proc_params["y_top"]).astype(np.int32)
+
+        def run_spk(self):
+            p = self.proc_params
+            a_in = np.asarray(self.a_in.recv(), dtype=float)
+            L = np.asarray(self.a_third_factor_in.recv(), dtype=float)
+            self.subthr_dynamics(activation_in=p["currents"][self.time_step - 1] + a_in / p["scale"])
+            spikes = self.v > self.vth
+            psi = p["mapping"].pseudo_derivative(np.asarray(self.v, dtype=float))
+            self.v[spikes] = 0
+            plan = p["plan"]
+            self.s_out.send(spikes)
+            self.s_out_bap.send(spikes)
+            self.s_out_y1.send(self._integer(psi * plan.y1_scale))
+            self.s_out_y2.send(self._integer(np.maximum(L, 0) * plan.L_scale))
+            self.s_out_y3.send(self._integer(np.maximum(-L, 0) * plan.L_scale))
+
     class HostReadout(AbstractProcess):
         def __init__(self, *, n: int, **params):
             super().__init__(n=n, **params)
@@ -460,8 +496,11 @@ def _onchip_classes():
             err = p["error"](p["kind"], y, p["target"][t], float(p["mask"][t]), p["norm"])
             self.buffer = p["eta"] * (p["feedback"] @ err)
 
+    from lava.proc.io.sink import PyReceiveModelFloat
+    from lava.proc.io.source import PySendModelFloat
     _ONCHIP = dict(LearningDense=LearningDense, LearningLIF=LearningLIF, Rule=Loihi3FLearningRule,
-                   HostReadout=HostReadout, models={LearningLIF: _EpropLIFModel, HostReadout: _HostReadoutModel})
+                   HostReadout=HostReadout, models={LearningLIF: _EpropLIFModel, HostReadout: _HostReadoutModel},
+                   fixed_neuron=_EpropLIFModelFixed, float_sink=PyReceiveModelFloat, float_source=PySendModelFloat)
     return _ONCHIP
 
 
@@ -470,21 +509,29 @@ _ONCHIP = None
 
 def onchip_eprop_trial(spec, weights, inputs, mapping, error=None, target=None, mask=None,
                        kind: str = "classification", eta: float = 1e-3, learning_signal=None,
-                       precision: str = "float") -> dict:
+                       precision: str = "float", fixed: dict | None = None) -> dict:
     """One trial of on-chip e-prop in Lava: the recurrent weights learn online on a ``LearningDense``
     with e-prop as a ``Loihi3FLearningRule`` (``t_epoch = 1``), the learning signal coming from a host
     readout process (or, given ``learning_signal [T, N]``, from a source, for checks).
 
     ``mapping``: a ``neuro.onchip.EpropMapping`` (its ``rules()``, decays and ``pseudo_derivative``);
     ``error(kind, y, target, mask, norm)``: the host's ∂loss/∂y at one step (``neuro.onchip.step_error``);
-    ``neuro.onchip.lava_trial`` passes both.  ``inputs [T, n_in]`` (one trial); returns ``W_rec`` (after the trial), ``dW``, ``spikes [T, N]``,
-    the tags ``t`` (ε^v) and ``d`` (ē).  Runs T + 1 steps: the last epoch applies the last update.
-    Only ``precision="float"`` (Lava's fixed-point learning engine is modelled by
-    ``neuro.onchip.FixedPoint``)."""
-    if precision != "float":
-        raise ValueError("on-chip e-prop in Lava is built for floating point only; "
-                         "neuro.onchip.ChipEprop(precision='fixed') models Loihi's fixed-point learning arithmetic")
-    _refuse(spec, "float")
+    ``neuro.onchip.lava_trial`` passes both.  ``inputs [T, n_in]`` (one trial); returns ``W_rec`` (after
+    the trial), ``dW``, ``spikes [T, N]``, the tags ``t`` (ε^v) and ``d`` (ē).  Runs T + 1 steps: the last
+    epoch applies the last update.
+
+    ``precision="fixed"`` runs Lava's bit-approximate learning engine (``Loihi2SimCfg(select_tag=
+    "fixed_pt")``: ``PyLearningDenseModelBitApproximate``, 7-bit traces, 9-bit tags and weights, 15-bit
+    accumulator, stochastic rounding) on the 8-bit weight mantissas, with the neuron program of
+    ``_onchip_classes`` (float dynamics, integer y values); ``fixed`` (from ``neuro.onchip.lava_trial``)
+    holds ``plan`` (a ``neuro.onchip.FixedPlan``), ``rules``, ``W_mant``, ``weight_exp``, ``scale``,
+    ``sign_mode``, ``du``, ``dv``, ``seed``.  ``W_rec``/``dW`` are then in real units
+    (mantissa·2^weight_exp/scale), ``W_mant`` the learned mantissas, the tags integers."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fixed" and fixed is None:
+        raise ValueError("on-chip e-prop in Lava fixed point needs the integer plan (use neuro.onchip.lava_trial)")
+    _refuse(spec, precision)
     cls = _onchip_classes()
     lv = _import_lava()
     x = np.asarray(inputs.detach().cpu() if torch.is_tensor(inputs) else inputs, dtype=float)
@@ -494,15 +541,32 @@ def onchip_eprop_trial(spec, weights, inputs, mapping, error=None, target=None, 
     currents = np.zeros((n, T + 1))
     currents[:, :T] = (x @ (np.asarray(weights.W_in) * np.asarray(weights.mask_in)).T).T
     bias = np.asarray(weights.b, float) if spec.recurrent.bias else np.zeros(n)
-    rule = cls["Rule"](**mapping.rules(), x1_impulse=1.0, x1_tau=mapping.x1_tau, t_epoch=1)
-    source = lv.Source(data=currents)
-    lif = cls["LearningLIF"](shape=(n,), u=np.zeros(n), v=np.zeros(n), du=1 - mapping.a, dv=1 - mapping.b,
-                             vth=spec.neuron.v_th, bias_mant=bias, learning_rule=rule, mapping=mapping,
-                             y_compensation=math.exp(1.0 / rule.y1_tau))   # cancels the 3F rule's y decay
-    dense = cls["LearningDense"](weights=np.asarray(weights.W_rec, float).copy(), learning_rule=rule,
-                                 tag_1=np.zeros((n, n)), tag_2=np.zeros((n, n)))
     sink = lv.Sink(shape=(n,), buffer=T + 1)
-    source.s_out.connect(lif.a_in)
+    if precision == "float":
+        rule = cls["Rule"](**mapping.rules(), x1_impulse=1.0, x1_tau=mapping.x1_tau, t_epoch=1)
+        source = lv.Source(data=currents)
+        lif = cls["LearningLIF"](shape=(n,), u=np.zeros(n), v=np.zeros(n), du=1 - mapping.a, dv=1 - mapping.b,
+                                 vth=spec.neuron.v_th, bias_mant=bias, learning_rule=rule, mapping=mapping,
+                                 y_compensation=math.exp(1.0 / rule.y1_tau))   # cancels the 3F rule's y decay
+        dense = cls["LearningDense"](weights=np.asarray(weights.W_rec, float).copy(), learning_rule=rule,
+                                     tag_1=np.zeros((n, n)), tag_2=np.zeros((n, n)))
+        source.s_out.connect(lif.a_in)
+        models = {lif: cls["models"][cls["LearningLIF"]]}          # Lava keys this map by process instance
+        signal_scale = eta                                          # the float neuron sends η·L as y2
+    else:
+        plan = fixed["plan"]
+        rule = cls["Rule"](**fixed["rules"], x1_impulse=float(plan.x1_impulse), x1_tau=mapping.x1_tau, t_epoch=1,
+                           rng_seed=int(fixed["seed"]))
+        lif = cls["LearningLIF"](shape=(n,), u=np.zeros(n), v=np.zeros(n), du=fixed["du"], dv=fixed["dv"],
+                                 vth=spec.neuron.v_th, bias_mant=bias, learning_rule=rule, mapping=mapping, plan=plan,
+                                 currents=currents.T.copy(), scale=float(fixed["scale"]), seed=int(fixed["seed"]),
+                                 y_top=2 ** 7 - 1)
+        dense = cls["LearningDense"](weights=np.asarray(fixed["W_mant"], float).copy(), learning_rule=rule,
+                                     weight_exp=int(fixed["weight_exp"]), num_weight_bits=8,
+                                     sign_mode=getattr(lv.SignMode, fixed["sign_mode"].upper()),
+                                     tag_1=np.zeros((n, n)), tag_2=np.zeros((n, n)))
+        models = {lif: cls["fixed_neuron"], sink: cls["float_sink"]}
+        signal_scale = 1.0                                          # the neuron quantizes L itself
     dense.a_out.connect(lif.a_in)
     lif.s_out.connect(dense.s_in)
     lif.s_out_bap.connect(dense.s_in_bap)
@@ -513,21 +577,21 @@ def onchip_eprop_trial(spec, weights, inputs, mapping, error=None, target=None, 
     if learning_signal is not None:
         L = np.asarray(learning_signal, float)
         delayed = np.zeros((n, T + 1))
-        delayed[:, 1:] = eta * L.T                                # η·L[t] reaches the synapses at step t + 1
+        delayed[:, 1:] = signal_scale * L.T                         # L[t] reaches the synapses at step t + 1
         third = lv.Source(data=delayed)
+        if precision == "fixed":
+            models[third] = cls["float_source"]
     else:
         W_out = np.asarray(weights.W_out, float)
         feedback = W_out.T if spec.feedback.kind != "random" else np.asarray(weights.B, float)
         third = cls["HostReadout"](n=n, W_out=W_out, b_out=np.asarray(weights.b_out, float) if spec.readout.bias
                                    else np.zeros(W_out.shape[0]), feedback=feedback, kappa=mapping.kappa, kind=kind,
                                    target=np.asarray(target), mask=np.asarray(mask, float),
-                                   norm=float(np.sum(mask)), eta=eta, error=error)
+                                   norm=float(np.sum(mask)), eta=signal_scale, error=error)
         lif.s_out.connect(third.s_in)
-    (third.s_out if learning_signal is not None else third.l_out).connect(lif.a_third_factor_in)
-    models = {lif: cls["models"][cls["LearningLIF"]]}               # Lava keys this map by process instance
-    if learning_signal is None:
         models[third] = cls["models"][cls["HostReadout"]]
-    cfg = lv.Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map=models)
+    (third.s_out if learning_signal is not None else third.l_out).connect(lif.a_third_factor_in)
+    cfg = lv.Loihi2SimCfg(select_tag=_TAGS[precision], exception_proc_model_map=models)
     try:
         lif.run(condition=lv.RunSteps(num_steps=T + 1), run_cfg=cfg)
         W_after = np.asarray(dense.weights.get(), float)
@@ -535,5 +599,11 @@ def onchip_eprop_trial(spec, weights, inputs, mapping, error=None, target=None, 
         spikes = np.asarray(sink.data.get(), float).T[:T]
     finally:
         lif.stop()
-    return {"W_rec": W_after, "dW": W_after - np.asarray(weights.W_rec, float), "spikes": (spikes != 0).astype(float),
-            "tag_t": tags[0], "tag_d": tags[1]}
+    out = {"spikes": (spikes != 0).astype(float), "tag_t": tags[0], "tag_d": tags[1]}
+    if precision == "fixed":
+        unit = 2.0 ** int(fixed["weight_exp"]) / float(fixed["scale"])
+        W0 = np.asarray(fixed["W_mant"], float)
+        out.update(W_mant=W_after, W_rec=W_after * unit, dW=(W_after - W0) * unit)
+    else:
+        out.update(W_rec=W_after, dW=W_after - np.asarray(weights.W_rec, float))
+    return out

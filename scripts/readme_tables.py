@@ -94,7 +94,14 @@ def compare_results() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"quantization-accuracy": quantization_accuracy, "compare": compare_results}
+def onchip(table: str) -> str:
+    """``neuro reproduce onchip``'s per-run and claims tables (``neuro.studies.onchip.readme_tables``)."""
+    from neuro.studies.onchip import readme_tables
+    return readme_tables(results_file("onchip", "summary.csv").parent)[table]
+
+
+TABLES = {"quantization-accuracy": quantization_accuracy, "compare": compare_results,
+          "onchip-runs": lambda: onchip("runs"), "onchip-claims": lambda: onchip("claims")}
 
 
 def blocks(text: str) -> list[tuple[str, str]]:

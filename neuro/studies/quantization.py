@@ -77,9 +77,11 @@ def run(args) -> int:
 
 # -- the study ---------------------------------------------------------------------------------
 
-def base_spec(n_hidden: int):
+def base_spec(n_hidden: int, **changes):
+    """The 2AF LIF network of the Loihi studies (this one and ``neuro reproduce onchip``): ``2af_lif`` at
+    ``n_hidden`` units, dt = 20 ms, τ_syn = 20 ms, with further spec ``changes``."""
     return neuro.models.load("2af_lif").replace(**{"populations[0].size": n_hidden, "dt": 20.0,
-                                                   "populations[0].neuron.tau_syn": 20.0})
+                                                   "populations[0].neuron.tau_syn": 20.0, **changes})
 
 
 def quantized(net, bits: int):
