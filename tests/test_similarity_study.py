@@ -13,7 +13,7 @@ def _toy(**kw):
                 n_hidden={"context": 8, "reaching": 8}, teacher_hidden={"context": 10, "reaching": 10},
                 iterations={"context": 4, "reaching": 3}, teacher_iterations={"context": 3, "reaching": 2},
                 gains=[1.0, 2.0], lrs=[1e-3, 1e-4], snapshots=3, context_trials=12, noise_floor_repeats=2,
-                batch_size=4, reaching_dt=40.0, teacher_rule=None,
+                batch_size=4, reaching_dt=40.0, teacher_rule=None, dsa={"n_delays": 3, "rank": 4, "iters": 20},
                 standin=StandInConfig(n_neurons=6, trials=3, force_units=12,
                                       force_segments={"context": 3, "reaching": 2}))
     base.update(kw)
@@ -62,7 +62,15 @@ def test_similarity_study_tests_every_claim_against_every_reference(tmp_path):
         assert c["label"] in ("held", "not held", "inconclusive", "not testable")
     for key, found in per_ref.items():
         assert found == ({"(models only)"} if key[0] == "3b" else set(refs)), key
-    assert {k[0] for k in per_ref} >= {"1", "2", "3a", "3b", "5", "6"}
+    assert {k[0] for k in per_ref} >= {"1", "2", "3a", "3b", "5", "6", "7"}
+    # claim 7 (DSA) is the paired equivalence test of e-prop's and BPTT's DSA distances, per seed in dsa.csv
+    import csv
+    dsa = list(csv.DictReader(open(tmp_path / "dsa.csv")))
+    assert len(dsa) == 2 * 2 * len(refs) + 2                      # 2 rules x 2 seeds x refs, + bptt vs eprop
+    for c in (c for c in res["claims"] if c["claim"] == "7"):
+        per = {(r["rule"], int(r["seed"])): float(r["dsa"]) for r in dsa if r["reference"] == c["reference"]}
+        assert c["diff"] == pytest.approx(np.mean([per[("eprop", s)] - per[("bptt", s)] for s in range(2)]))
+        assert c["neutral"] == (c["reference"] != "teacher-bptt")
     assert all(r["overall"] for r in res["robustness"])
     # the teacher is shown, never counted: a claim's overall reading uses the stand-ins and the recording
     for r in res["robustness"]:

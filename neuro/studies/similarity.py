@@ -87,6 +87,8 @@ class Config:
     standin: StandInConfig = field(default_factory=StandInConfig)
     standin_seed: int = 2013
     equivalence_margin: float = 0.1        # rad: "comparable" distances differ by less than this
+    dsa: dict | None = field(default_factory=lambda: {"n_delays": 10, "rank": 10, "iters": 1000})
+                                           # DSA of the final networks (claim 7; None: skipped)
 
     @classmethod
     def quick(cls) -> "Config":
@@ -95,7 +97,7 @@ class Config:
                    teacher_hidden={"reaching": 48, "context": 48},
                    iterations={"reaching": 120, "context": 300}, teacher_iterations={"reaching": 250, "context": 500},
                    reaching_dt=20.0, gains=[0.5, 1.0, 1.5], lrs=[1e-3, 1e-4], snapshots=6, context_trials=48,
-                   noise_floor_repeats=10,
+                   noise_floor_repeats=10, dsa={"n_delays": 10, "rank": 10, "iters": 300},
                    standin=StandInConfig(n_neurons=24, force_units=100,
                                                   force_segments={"reaching": 60, "context": 200}))
 
@@ -229,6 +231,24 @@ def load_finals(out: Path) -> tuple[dict, dict]:
     return finals, refs
 
 
+def dynamics(cfg: Config, finals: dict, references: dict, claims: list, out: Path) -> list[str]:
+    """The DSA stage (``similarity_dsa``) on the final networks: appends claim 7 per reference to
+    ``claims``, writes ``dsa.csv``/``dsa.md``; returns the report's lines about it."""
+    if not cfg.dsa:
+        return []
+    from neuro.studies import similarity_dsa as dsa
+    try:
+        rows = dsa.dsa_rows(finals, {t: {r.name: r.activity for r in found} for t, found in references.items()},
+                            cfg.lr, **cfg.dsa)
+    except ImportError as e:
+        return ["", f"DSA (claim 7) skipped: {e}."]
+    found = dsa.dsa_claims(rows, cfg.equivalence_margin,
+                           {r.name: r.neutral for refs in references.values() for r in refs})
+    dsa.write(out, rows, found, margin=cfg.equivalence_margin, **cfg.dsa)
+    claims.extend(found)
+    return ["", "DSA (Ostrow et al. 2023) of the final BPTT and e-prop networks, every distance: `dsa.md`."]
+
+
 def study(cfg: Config, out: Path, data: dict | None = None, progress: bool = True) -> dict:
     """Run the study into ``out``; ``data``: ``{task: neuro.data.Recording}`` for user recordings."""
     data = dict(data or {})
@@ -262,6 +282,7 @@ def study(cfg: Config, out: Path, data: dict | None = None, progress: bool = Tru
                 claims.append({**c, "neutral": ref.neutral})
         claims.extend(claims_mod.model_claims(cfg, finals, name))
     save_finals(out, finals, references)
+    notes = dynamics(cfg, finals, references, claims, out)
     elapsed = time.time() - t0
     robust = claims_mod.robustness(claims)
     table = report.summary(rows)
@@ -272,7 +293,7 @@ def study(cfg: Config, out: Path, data: dict | None = None, progress: bool = Tru
                                               for r in robust])
     report.figures(cfg, rows, floors, references, out)
     figures = report.eigenspectrum_figure(cfg, finals, out)
-    extra = [""] + [f"Eigenvalues of the trained recurrent weights: `{f}`." for f in figures]
+    extra = [""] + [f"Eigenvalues of the trained recurrent weights: `{f}`." for f in figures] + notes
     atomic_write_text(out / "claims.md", report.claims_markdown(cfg, claims, robust, references, floors, elapsed,
                                                                 table, extra))
     return {"claims": claims, "robustness": robust, "rows": rows, "floors": floors, "references": references,
