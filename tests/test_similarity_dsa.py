@@ -32,6 +32,7 @@ def test_dsa_options_are_checked_before_any_fit():
 def test_the_study_stage_reads_a_run_folder_and_tests_the_dsa_claim(tmp_path):
     """BPTT's final networks are the reference's dynamics in another basis (DSA ≈ 0), e-prop's rotate
     4x faster (measured 0.57): 'comparable' is not held."""
+    import csv
     import json
 
     from neuro.studies.similarity import save_finals
@@ -43,7 +44,20 @@ def test_the_study_stage_reads_a_run_folder_and_tests_the_dsa_claim(tmp_path):
         finals[("reaching", "eprop", False, 1.0, 1e-3, s)] = (_rotation(12, 20 + s), np.eye(6))
     save_finals(tmp_path, finals, {"reaching": [Reference("rot", _rotation(3, 0), "", True)]})
     (tmp_path / "config.json").write_text(json.dumps({"lr": 1e-3, "equivalence_margin": 0.1}))
+    # a run folder made before the study ran DSA: claim 1 held, and a stale claim 7 to be replaced
+    head = "task,claim,subject,reference,what,level,numbers,label,reason,diff,ci_low,ci_high,p,effect,n,neutral\n"
+    (tmp_path / "claims.csv").write_text(head + "reaching,1,eprop,rot,e-prop ~ BPTT,0.5,x,held,r,0,0,0,1,0,2,True\n"
+                                         "reaching,7,dsa,rot,old,,x,held,r,0,0,0,1,0,2,True\n")
+    (tmp_path / "claims.md").write_text("# claims\n")
     rows = dsa_study(tmp_path, n_delays=2, rank=2, iters=150)
     to_ref = {(r["rule"], r["seed"]): r["dsa"] for r in rows if r["reference"] == "rot"}
     assert all(to_ref[("bptt", s)] < 0.1 < to_ref[("eprop", s)] for s in range(2))
     assert "| reaching | rot |" in (tmp_path / "dsa.md").read_text() and "not held" in (tmp_path / "dsa.md").read_text()
+    claims = list(csv.DictReader(open(tmp_path / "claims.csv")))
+    assert [(c["claim"], c["label"]) for c in claims] == [("1", "held"), ("7", "not held")]
+    robust = {r["claim"]: r["overall"] for r in csv.DictReader(open(tmp_path / "robustness.csv"))}
+    assert robust == {"1": "held (one reference)", "7": "not supported"}
+    md = (tmp_path / "claims.md").read_text()
+    assert md.startswith("# claims\n") and "reaching: **not supported**" in md
+    dsa_study(tmp_path, n_delays=2, rank=2, iters=150)            # again: replaced, not repeated
+    assert (tmp_path / "claims.md").read_text().count("claim 7)") == 1

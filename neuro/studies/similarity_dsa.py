@@ -9,7 +9,8 @@ dsa-metric is not installed); on a finished run folder (``finals.npz``, ``refere
 
     python -m neuro.studies.similarity_dsa RUN_FOLDER [--n-delays 10] [--rank 10] [--iters 1000]
 
-writes ``dsa.csv`` and ``dsa.md`` into the folder.
+writes ``dsa.csv`` and ``dsa.md`` into the folder, and claim 7 into its ``claims.csv``,
+``robustness.csv`` and ``claims.md``.
 """
 from __future__ import annotations
 
@@ -99,9 +100,44 @@ def write(out: Path, rows: list[dict], claims: list[dict], n_delays: int, rank: 
     atomic_write_text(Path(out) / "dsa.md", dsa_markdown(rows, claims, n_delays, rank, iters, margin))
 
 
+SECTION = "## Dynamical similarity (DSA, claim 7)"
+
+
+def merge_into_tables(out: Path, found: list[dict]) -> None:
+    """Put claim 7 into a finished run's ``claims.csv`` and ``robustness.csv`` (replacing any earlier
+    claim 7) and its section into ``claims.md``, so a run made before the study ran DSA reads like one
+    made after."""
+    import csv
+
+    from neuro.studies.similarity_claims import robustness
+    path = Path(out) / "claims.csv"
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        old = [r for r in csv.DictReader(fh) if r["claim"] != CLAIM]
+    for r in old:
+        r["neutral"] = r.get("neutral", "True") != "False"
+    columns = list(old[0]) if old else list(found[0])
+    rows = old + [{k: c.get(k, "") for k in columns} for c in found]
+    common.write_rows(path, rows)
+    robust = robustness(rows)
+    common.write_rows(Path(out) / "robustness.csv", [
+        {**{k: v for k, v in r.items() if k != "labels"},
+         "labels": "; ".join(f"{k}: {v}" for k, v in r["labels"].items())} for r in robust])
+    md = Path(out) / "claims.md"
+    if md.exists():
+        text = md.read_text().split("\n" + SECTION)[0].rstrip("\n")
+        lines = [SECTION, "", "| task | reference | measured | verdict | reason |", "|---|---|---|---|---|"]
+        lines += [f"| {c['task']} | {c['reference']} | {c['numbers']} | {c['label']} | {c['reason']} |" for c in found]
+        lines += ["", "Against every neutral reference: " + "; ".join(
+            f"{r['task']}: **{r['overall']}**" for r in robust if r["claim"] == CLAIM) + ". Every distance: `dsa.md`."]
+        atomic_write_text(md, text + "\n\n" + "\n".join(lines) + "\n")
+
+
 def dsa_study(out: Path, n_delays: int = 10, rank: int = 10, iters: int = 1000, margin: float | None = None,
-              rules: tuple = ("bptt", "eprop")) -> list[dict]:
-    """DSA on a finished run folder: writes ``dsa.csv`` and ``dsa.md``; returns the rows."""
+              rules: tuple = ("bptt", "eprop"), merge: bool = True) -> list[dict]:
+    """DSA on a finished run folder: writes ``dsa.csv`` and ``dsa.md`` and (``merge``) puts claim 7
+    into the folder's claim tables; returns the rows."""
     from neuro.studies.similarity import load_finals
     out = Path(out)
     finals, references = load_finals(out)
@@ -109,7 +145,10 @@ def dsa_study(out: Path, n_delays: int = 10, rank: int = 10, iters: int = 1000, 
     margin = margin if margin is not None else cfg.get("equivalence_margin", 0.1)
     rows = dsa_rows(finals, references, cfg["lr"], n_delays, rank, iters, rules)
     neutral = {n: not n.startswith("teacher") for refs in references.values() for n in refs}
-    write(out, rows, dsa_claims(rows, margin, neutral, rules), n_delays, rank, iters, margin)
+    found = dsa_claims(rows, margin, neutral, rules)
+    write(out, rows, found, n_delays, rank, iters, margin)
+    if merge and found:
+        merge_into_tables(out, found)
     return rows
 
 
