@@ -27,14 +27,16 @@ trial's start and end are matched).
 The pipeline, one module per stage: ``similarity_references`` (tasks, conditions,
 stand-ins, teacher, recording) → ``similarity_training`` (ensembles, snapshots,
 distances) → ``similarity_claims`` (paired tests per reference, robustness across
-references) → ``similarity_report`` (tables, claims.md, figures).
+references) → ``similarity_dsa`` (DSA of the final BPTT and e-prop networks: claim 7) →
+``similarity_report`` (tables, claims.md, figures).
 
 Gains multiply the default initialization of the recurrent and readout weights
 (the paper's definition).  Everything lands in one run folder: ``config.json``,
 ``snapshots.csv`` (one row per run × snapshot), ``summary.csv`` (final accuracy and distance per
-rule / gain / lr), ``claims.md``, ``claims.csv`` (one row per claim × reference), ``robustness.csv``,
-figures.  Scales: ``--quick``, ``--scale medium`` (its output is in results/similarity/) and the default
-full run.
+rule / gain / lr), ``claims.md``, ``claims.csv`` (one row per claim × reference),
+``robustness.csv``, ``dsa.csv``/``dsa.md``, ``finals.npz``/``references.npz``, figures.
+Scales: ``--quick``, ``--scale medium`` and the default full run; results/similarity/ holds a
+smaller run (``results/similarity/run_shared.py``).
 """
 from __future__ import annotations
 

@@ -3,6 +3,9 @@ configuration with 3 seeds, N = 48, 32 recorded neurons per stand-in, reaching a
 iterations and the context task for 800, the Dale/ReLU variants on the context task only, no teacher.
 
     OMP_NUM_THREADS=1 nice -n 5 python results/similarity/run_shared.py TASK results/similarity/TASK
+
+The study runs DSA on the final networks itself (claim 7); results/similarity/context was made before it
+did, and got its DSA from ``python -m neuro.studies.similarity_dsa results/similarity/context``.
 """
 import sys
 from pathlib import Path
