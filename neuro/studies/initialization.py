@@ -200,7 +200,7 @@ def study(cfg: Config, out: Path, progress: bool = True, workers: int | None = N
     if selection:
         common.write_rows(out / "lr_selection.csv", selection)
     _write_curves(out / "curves", rows)
-    _figures(cfg, out, rows, stats)
+    _figures(cfg, out, rows, stats, floors)
     atomic_write_text(out / "claims.md", _claims_markdown(cfg, claims, floors, floss_lr, elapsed))
     return {"claims": claims, "runs": stats, "seconds": elapsed}
 
@@ -532,7 +532,8 @@ def _claims_markdown(cfg: Config, claims: list, floors: dict, floss_lr, elapsed:
              + (f"Sensitivity to dt/τ: {', '.join(sensitivity_tasks(cfg))} again at dt = {cfg.sensitivity_dt:g} ms "
                 f"(gains {cfg.sensitivity_gains}, {cfg.sensitivity_seeds} seeds, each rule at the learning rate selected "
                 "at the task's own dt; claims 1a'). " if sensitivity_tasks(cfg) else "")
-             + f"Wall time {elapsed / 60:.1f} min.", "",
+             + f"Wall time of this invocation {elapsed / 60:.1f} min (sweeps already on disk are reused, not "
+               "retrained).", "",
              "Statistic: each run's mean log10 loss from iteration "
              f"{cfg.window_start} (the paper's Fig. 1 starts there; claim 3 from {cfg.floss_window_start}, as "
              "Fig. 4); a (a) and b (b) are its mean ± sd over seeds, compared seed by seed (paired t-test, 95 % CI "
@@ -594,7 +595,9 @@ def _write_curves(stem: Path, rows: list) -> None:
     pq.write_table(table, stem.with_suffix(".parquet"), compression="zstd")
 
 
-def _figures(cfg: Config, out: Path, rows: list, stats: list) -> None:
+def _figures(cfg: Config, out: Path, rows: list, stats: list, floors: dict) -> None:
+    """Learning curves (Fig. 1, 2, 5), flossing (Fig. 4), exponents (Fig. 3), sensitivity.  Each loss axis
+    stops at 30 × the task's chance floor: a run beyond it has failed; it is drawn at the edge, marked ×."""
     from neuro import plots
     plt = plots.pyplot()
     train = [r for r in rows if r["stage"] == "train"]
@@ -611,13 +614,15 @@ def _figures(cfg: Config, out: Path, rows: list, stats: list) -> None:
             for ax, rule in zip(axes[0], rules):
                 for g in gains:
                     runs = [by.get(("none", task, rule, g, s), []) for s in range(cfg.seeds)]
-                    _band(ax, runs, cfg.window_start, n, colors[g], f"g = {g:g}" + ("" if g in PAPER_GAINS else " (ours)"))
+                    _band(ax, runs, cfg.window_start, n, colors[g], f"g = {g:g}" + ("" if g in PAPER_GAINS else " (ours)"),
+                          cap=30 * floors[task])
                 ax.set_title(rule_name(cfg, task, rule), fontsize=10)
                 ax.set_xlabel("training iteration")
                 ax.set_yscale("log")
             axes[0][0].set_ylabel(f"{task} loss (geometric mean ×/÷ sd, {cfg.seeds} seeds)")
             axes[0][-1].legend(frameon=False, fontsize=8, loc="upper right")
-            fig.suptitle(f"{task}: learning curves from iteration {cfg.window_start}; × = a run diverged", fontsize=10)
+            fig.suptitle(f"{task}: learning curves from iteration {cfg.window_start}; × = a run diverged (the axis ends at 30 × the "
+                         "chance floor)", fontsize=10)
             plots.save(fig, out / f"learning_curves_{task}{suffix}.png")
     if any(r["condition"] == "flossed" for r in stats):
         task = cfg.floss_task
@@ -628,7 +633,7 @@ def _figures(cfg: Config, out: Path, rows: list, stats: list) -> None:
                 for cond, color in (("none", "tab:gray"), ("flossed", "tab:red")):
                     runs = [by.get((cond, task, rule, g, s), []) for s in range(cfg.seeds)]
                     _band(ax, runs, cfg.floss_window_start, cfg.tasks[task]["iterations"], color,
-                          "e-prop" if cond == "none" else "flossing → e-prop")
+                          "e-prop" if cond == "none" else "flossing → e-prop", cap=30 * floors[task])
                 ax.set_title(f"{RULE_NAMES.get(rule, rule).split(' (')[0]} {rule[-7:-1]}, g = {g:g}", fontsize=9)
                 ax.set_yscale("log")
                 ax.set_xlabel("training iteration")
@@ -641,15 +646,18 @@ def _figures(cfg: Config, out: Path, rows: list, stats: list) -> None:
     _sensitivity_figure(cfg, out, stats, plt, plots)
 
 
-def _band(ax, runs, start, n, color, label) -> None:
+def _band(ax, runs, start, n, color, label, cap: float | None = None) -> None:
     """Mean ± sd of the runs' loss from ``start``; a diverged run is marked × where it stopped and
-    left out of the band after that point (the band then covers fewer runs)."""
+    left out of the band after that point (the band then covers fewer runs).  With ``cap`` the axis
+    ends there and anything above it is drawn at the edge."""
     a = np.full((len(runs), n), np.nan)
     for i, c in enumerate(runs):
         c = np.asarray(c, dtype=float)
         a[i, :len(c)] = c
         if 0 < len(c) < n:
-            ax.plot([max(len(c) - 1, start)], [np.nanmax(c[-1:])], marker="x", color=color, ms=8, mew=2)
+            last = np.nanmax(c[-1:]) if np.isfinite(c[-1:]).any() else np.inf
+            ax.plot([max(len(c) - 1, start)], [min(last, cap or np.inf)], marker="x", color=color, ms=8, mew=2,
+                    clip_on=False)
     a = np.where(np.isfinite(a), a, np.nan)
     with np.errstate(all="ignore"):
         logs = np.log10(a[:, start:])
@@ -661,8 +669,12 @@ def _band(ax, runs, start, n, color, label) -> None:
         mean[:smooth], sd[:smooth] = mean[smooth], sd[smooth]
         mean[-smooth:], sd[-smooth:] = mean[-smooth - 1], sd[-smooth - 1]
     x = np.arange(start, n)
-    ax.plot(x, 10 ** mean, color=color, lw=1.4, label=label)
-    ax.fill_between(x, 10 ** (mean - sd), 10 ** (mean + sd), color=color, alpha=0.18, lw=0)
+    top = cap or np.inf
+    ax.plot(x, np.minimum(10 ** mean, top), color=color, lw=1.4, label=label)
+    ax.fill_between(x, np.minimum(10 ** (mean - sd), top), np.minimum(10 ** (mean + sd), top), color=color,
+                    alpha=0.18, lw=0)
+    if cap and ax.get_ylim()[1] > cap:
+        ax.set_ylim(top=cap)
 
 
 def _lyapunov_figure(cfg, out, stats, plt, plots) -> None:
