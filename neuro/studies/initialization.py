@@ -406,7 +406,8 @@ def _claims(cfg: Config, stats: list, floors: dict) -> list[dict]:
 def _floor_note(stats, task, rule, gains, floor, condition="none"):
     stuck = [g for g in gains if _at_floor(stats, task, rule, g, floor, condition)]
     if len(stuck) == len(gains):
-        return f"every run of both conditions ends at the chance floor ({floor:.4f}): nothing learned to compare"
+        return (f"no run of either condition ends below the chance floor ({floor:.4f}; at it, or above it where "
+                "the run blew up): nothing learned to compare")
     return None
 
 
