@@ -91,7 +91,7 @@ def _periods(env, names):
     return bounds, int(start / env.dt)
 
 
-def _assemble(env, ob, gt):
+def _assemble(ob, gt):
     """The adapter's ``(x, y, mask, info)`` from a batch of equal-length trials ``ob [T, B, n]``, ``gt [T, B]``."""
     T, B = gt.shape
     info = {"last": np.full(B, T - 1, dtype=int)}
@@ -117,7 +117,7 @@ def _perceptual_decision_making(env, batch_size):
     ob[s0:s1, :, 1:] += np.stack(noise, 1)
     gt = np.zeros((T, batch_size), dtype=np.int64)
     gt[slice(*bounds["decision"])] = np.asarray(env.action_space.name["choice"])[truth]
-    x, y, mask, info = _assemble(env, ob, gt)
+    x, y, mask, info = _assemble(ob, gt)
     info["trials"] = [{"ground_truth": g, "coh": c} for g, c in zip(truth, coh)]
     return x, y, mask, info
 
@@ -144,7 +144,7 @@ def _delay_match_sample(env, batch_size):
     ob[b0:b1, :, 1:] += np.stack(noise_b, 1)
     gt = np.zeros((T, batch_size), dtype=np.int64)
     gt[slice(*bounds["decision"])] = truth
-    x, y, mask, info = _assemble(env, ob, gt)
+    x, y, mask, info = _assemble(ob, gt)
     info["trials"] = [{"ground_truth": g, "sample_theta": s, "test_theta": t} for g, s, t in zip(truth, sample, test)]
     return x, y, mask, info
 
