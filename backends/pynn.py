@@ -155,7 +155,9 @@ class PyNNModel:
         return Trajectory(states=None, rates=r, outputs=out, spikes=s)
 
     def write_script(self, path) -> None:
-        """A standalone PyNN script: the parameter table, the weights and the network (no input)."""
+        """A standalone PyNN script: the parameter table, the weights and the network (no input).
+        ``python FILE [SIMULATOR [DURATION_MS]]`` builds it on ``SIMULATOR`` (``pyNN.brian2`` unless given)
+        and, for a duration, runs it and prints each population's spike count."""
         lines = [f'"""{self.spec.name}: {self.spec.n_hidden} IF_curr_exp neurons exported by neuro '
                  f'(PyNN {pyNN.__version__}); dt = {self.spec.dt} ms."""',
                  "import sys", "import importlib",
@@ -169,7 +171,14 @@ class PyNNModel:
         for pre, post, receptor, conns in self.connections():
             lines.append(f"sim.Projection(pops[{pre!r}], pops[{post!r}], sim.FromListConnector({conns!r}, "
                          f"column_names=['weight', 'delay']), sim.StaticSynapse(), receptor_type={receptor!r})")
-        lines += ["for pop in pops.values():", "    pop.record('spikes')"]
+        lines += ["for pop in pops.values():", "    pop.record('spikes')",
+                  "duration = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0   # ms; 0: build only",
+                  "if duration:",
+                  "    sim.run(duration)",
+                  "    for name, pop in pops.items():",
+                  "        n = sum(len(t) for t in pop.get_data('spikes').segments[0].spiketrains)",
+                  "        print(f'{name}: {pop.size} neurons, {n} spikes in {duration:g} ms')",
+                  "sim.end()"]
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
 

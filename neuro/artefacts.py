@@ -29,7 +29,7 @@ def summary(net, fmt: str, precision: str | None = None, weight_bits: int | None
     elif weight_bits:
         quant = f"float, recurrent weights on a {weight_bits}-bit grid"
     else:
-        quant = "none (float64 weights)" if fmt in ("nir", "brian2") else "none (float)"
+        quant = "none (float64 weights)" if fmt in ("nir", "brian2", "pynn") else "none (float)"
     return {"format": fmt, "spec": spec.name, "neurons": int(spec.n_hidden), "inputs": int(spec.n_inputs),
             "outputs": int(spec.n_outputs), "synapses": synapses, "dt_ms": float(spec.dt),
             "quantization": quant}

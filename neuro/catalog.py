@@ -49,6 +49,7 @@ EXPORTS = {
     "nir": "NIR graph file (HDF5), read by snnTorch, Norse, Rockpool, Sinabs …",
     "brian2": "a standalone Brian2 script with the weights embedded",
     "lava": "built in Lava's simulator (no file format)",
+    "pynn": "a standalone PyNN script (IF_curr_exp populations) for NEST, SpiNNaker, BrainScaleS …",
 }
 
 

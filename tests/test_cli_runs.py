@@ -110,6 +110,20 @@ def test_export_brian2_writes_a_standalone_script_that_reproduces_the_spikes(lif
     np.testing.assert_allclose(theirs["outputs"], ours.outputs.numpy(), atol=1e-9)
 
 
+def test_export_pynn_writes_a_standalone_pynn_script(lif_run, tmp_path, capsys):
+    script = tmp_path / "net_pynn.py"
+    rc, out, _ = cli(capsys, "export", lif_run, "--format", "pynn", "--out", script)
+    assert rc == 0 and script.exists() and f"wrote {script}" in out
+    assert "Lava" not in out and "64 LIF neurons" in out
+    text = script.read_text()
+    compile(text, str(script), "exec")
+    w = neuro.load_run(lif_run).net.weights()
+    i, j = np.argwhere(w.W_rec != 0)[0]
+    assert "sim.IF_curr_exp(**params)" in text and repr(float(w.W_rec[i, j])) in text
+    rc, out, _ = cli(capsys, "list", "exports")
+    assert "(no description)" not in out and "PyNN" in out
+
+
 def test_export_lava_refuses_a_file_and_reports_its_quantization(lif_run, capsys):
     rc, _, err = cli(capsys, "export", lif_run, "--format", "lava", "--out", "x.lava")
     assert rc == 2 and "--out is refused for lava" in err

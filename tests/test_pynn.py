@@ -1,5 +1,8 @@
 """PyNN export: the network built in PyNN's API, run on PyNN's Brian2 backend against our LIF backend."""
 import math
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -56,13 +59,20 @@ def test_dales_law_gives_excitatory_and_inhibitory_populations_with_our_weights_
     assert p["tau_m"] == 20.0 and p["cm"] == pytest.approx(20.0 * (1 - math.exp(-1 / 20)), rel=1e-15)
 
 
-def test_a_standalone_script_holds_the_network(tmp_path):
-    net = tonic_net(dt=1.0)
+def test_a_standalone_script_holds_the_network_and_runs_it_to_our_spike_counts(tmp_path):
+    net = tonic_net(dt=0.1)
     neuro.export(net, "pynn", tmp_path / "net.py")
     text = (tmp_path / "net.py").read_text()
-    compile(text, "net.py", "exec")
     assert "sim.IF_curr_exp(**params)" in text and text.count("sim.Projection(") == 4
     assert repr(float(net.weights().W_rec[0, 1])) in text or float(net.weights().W_rec[0, 1]) == 0
+    res = subprocess.run([sys.executable, str(tmp_path / "net.py"), "pyNN.brian2", "100"], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    counts = dict(re.findall(r"^(\w+): \d+ neurons, (\d+) spikes", res.stdout, re.M))
+    ours = net.run(torch.zeros(1000, 1, 3, dtype=torch.float64)).spikes.detach()[:, 0].sum(0).numpy()
+    signs = net.weights().signs
+    assert ours.sum() >= 5
+    assert int(counts["exc"]) == ours[signs > 0].sum() and int(counts["inh"]) == ours[signs < 0].sum()
 
 
 @pytest.mark.parametrize("changes,feature", [

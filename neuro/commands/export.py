@@ -3,6 +3,8 @@
 - ``nir`` writes the NIR graph (HDF5; default ``network.nir``, in the run folder for a run);
 - ``brian2`` writes a standalone Brian2 script (default ``network_brian2.py``): run it with
   ``python FILE --inputs x.npy`` to simulate the network in Brian2;
+- ``pynn`` writes a standalone PyNN script (default ``network_pynn.py``): ``python FILE pyNN.nest 1000``
+  builds the network on that simulator (PyNN's Brian2 backend when none is named) and runs it for 1 s;
 - ``lava`` builds the network in Lava (``--precision float|fixed``) to check that it is
   accepted; Lava has no file format, so ``--out`` is refused.
 
@@ -17,13 +19,13 @@ from pathlib import Path
 import neuro
 from neuro import artefacts
 
-DEFAULT_NAMES = {"nir": "network.nir", "brian2": "network_brian2.py"}
+DEFAULT_NAMES = {"nir": "network.nir", "brian2": "network_brian2.py", "pynn": "network_pynn.py"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("network", help="a run folder (trained weights), a spec file or a ready model name")
     p.add_argument("--format", required=True, choices=sorted(neuro.compiler.EXPORTERS))
-    p.add_argument("--out", default=None, help="output file (default: network.nir / network_brian2.py, in the "
+    p.add_argument("--out", default=None, help="output file (default: network.nir / network_brian2.py / network_pynn.py, in the "
                    "run folder for a run, else here); refused for lava, which has no file format")
     p.add_argument("--precision", default="float", choices=["float", "fixed"],
                    help="lava only: floating point or Loihi fixed point")
@@ -46,9 +48,9 @@ def run(args) -> int:
     if fmt == "nir":
         out = Path(args.out) if args.out else _default_out(args, run_info)
         neuro.export(net, "nir", out)
-    elif fmt == "brian2":
+    elif fmt in ("brian2", "pynn"):
         out = Path(args.out) if args.out else _default_out(args, run_info)
-        neuro.export(net, "brian2", out)
+        neuro.export(net, fmt, out)
     else:
         out = None
         options = {"precision": args.precision, "progress": False}
@@ -78,6 +80,8 @@ def run(args) -> int:
         print(f"  refused: {r}")
     if fmt == "brian2":
         print(f"  run it: python {out} --inputs x.npy   (x: [T, B, {s['inputs']}])")
+    if fmt == "pynn":
+        print(f"  run it: python {out} pyNN.brian2 1000   (simulator module, duration in ms; no input)")
     return 0
 
 
