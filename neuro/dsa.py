@@ -13,6 +13,8 @@ Inputs are ``[conditions, time, units]`` (each condition a trajectory) or ``[tim
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 _INSTALL = "pip install dsa-metric==2.0.2 numpy==1.26.4 (or bash install.sh)"
@@ -56,9 +58,12 @@ def dsa_distances(xs: list, ys: list | None = None, n_delays: int = 10, rank: in
     DSA = _package()
     import torch
     torch.manual_seed(seed)
-    model = DSA.DSA(xs, ys_ if ys_ is not None else None, n_delays=n_delays, rank=rank,
-                    score_method=score_method, iters=iters, lr=lr, verbose=False)
-    scores = np.asarray(model.fit_score(), dtype=float)
+    with warnings.catch_warnings():
+        # each array is one system here, which is what DSA's cross-comparison warning asks us to confirm
+        warnings.filterwarnings("ignore", message="When using cross-comparison", category=UserWarning)
+        model = DSA.DSA(xs, ys_ if ys_ is not None else None, n_delays=n_delays, rank=rank,
+                        score_method=score_method, iters=iters, lr=lr, verbose=False)
+        scores = np.asarray(model.fit_score(), dtype=float)
     return scores.reshape(len(xs), len(xs) if ys_ is None else len(ys_))
 
 

@@ -15,6 +15,7 @@ import os
 import pickle
 import tempfile
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -91,7 +92,10 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"{path} is empty (0 bytes): the run did not finish writing it; "
                               f"delete it to start the run afresh")
     try:
-        state = torch.load(path, weights_only=True, map_location=map_location)
+        with warnings.catch_warnings():
+            # a raw pickle (not torch.save's zip) makes torch warn about its protocol before our error names it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, weights_only=True, map_location=map_location)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "GLOBAL" in str(e):

@@ -120,4 +120,4 @@ def test_spiking_full_force_learns_the_slow_currents_of_a_rate_teacher():
                                                                   iterations=10, seed=0, progress=False)
     assert max(history.loss) < 0.03
     assert history.test_nmse < 0.8
-    assert net.effective()["W_slow"].abs().sum() > 0 and float(net.effective()["W_rec"].abs().max()) < 1e-6
+    assert net.effective()["W_slow"].abs().sum() > 0 and float(net.effective()["W_rec"].detach().abs().max()) < 1e-6

@@ -3,6 +3,8 @@ claims.md, and the figures (distance vs accuracy per task and reference; recurre
 weight eigenspectra per rule)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from neuro.studies.similarity_claims import at_accuracy, runs
@@ -81,7 +83,8 @@ def _curve(ax, series, color, label, ls="-"):
         ax.plot(acc, dist, color=color, lw=0.6, alpha=0.35, ls=ls)
         curves.append([at_accuracy((acc, dist), a) for a in grid])
     c = np.array(curves)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # accuracy levels no run reached: all-NaN columns
         mean, std = np.nanmean(c, 0), np.nanstd(c, 0)
     ok = np.sum(np.isfinite(c), 0) == len(series)
     ax.plot(grid[ok], mean[ok], color=color, lw=2, label=label, ls=ls)
