@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .neurogym_tasks import _ngym as ngym     # neurogym is imported in that one module
+from .neurogym_tasks import _ngym as ngym, make_env     # neurogym is imported in that one module
 
 spaces = ngym.spaces if ngym is not None else None
 
@@ -366,7 +366,7 @@ def make(name: str, batch_size: int = 1, dt: float | None = None, song: bool = F
     else:
         with warnings.catch_warnings():     # gymnasium's note about render_modes in NeuroGym's metadata
             warnings.simplefilter("ignore", UserWarning)
-            env = ngym.make(_NEUROGYM[name], dt=dt, **env_kwargs).unwrapped
+            env = make_env(_NEUROGYM[name], dt=dt, **env_kwargs).unwrapped
     if song:
         rewards = {"abort": -1.0, "correct": 1.0, "fail": 0.0, **(rewards or {})}
         abort = True if abort is None else abort

@@ -16,6 +16,8 @@ which dominated training at dt = 100 ms).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -27,6 +29,14 @@ except ModuleNotFoundError:  # pragma: no cover - install.sh installs it
     _ngym = None
 
 
+def make_env(env_id: str, **kwargs):
+    """``neurogym.make(env_id, **kwargs)`` without gymnasium's warning that NeuroGym's env metadata
+    lacks ``render_modes`` (printed on every make, nothing a user can act on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*environment creator metadata", category=UserWarning)
+        return _ngym.make(env_id, **kwargs)
+
+
 class NeuroGymTask(Task):
     kind = "classification"
 
@@ -35,7 +45,7 @@ class NeuroGymTask(Task):
             raise ImportError(f"task {name!r} needs neurogym; install it with `bash install.sh` "
                               "(or `pip install neurogym==1.0.8 gymnasium==0.29.1`)")
         self.name, self.env_id, self.dt = name, env_id, float(dt)
-        self.env = _ngym.make(env_id, dt=dt, **env_kwargs).unwrapped
+        self.env = make_env(env_id, dt=dt, **env_kwargs).unwrapped
         self.n_inputs = int(self.env.observation_space.shape[0])
         self.n_outputs = int(self.env.action_space.n)
 

@@ -89,3 +89,14 @@ def test_variable_timing_falls_back_to_neurogym():
 def test_unknown_task_is_clear():
     with pytest.raises(ValueError, match="task must be one of"):
         neuro.tasks.get("mnist")
+
+
+def test_making_a_neurogym_task_or_env_prints_no_third_party_warning():
+    """gymnasium warns on every make() that NeuroGym's metadata lacks render_modes: noise a user cannot act on."""
+    import warnings
+    from neuro.tasks import envs
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        neuro.tasks.get("2af").batch(2, seed=0)
+        envs.make("2af", 1)
+    assert [str(w.message) for w in seen] == []
