@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 import snntorch.surrogate as _surrogate
 
+from neuro.checks import check_inputs
 from neuro.connectivity import Connectivity
 from neuro.contract import refuse_options
 from neuro.lif_params import LIFState, lif_constants, lif_step
@@ -162,6 +163,7 @@ class LIFNetwork(Connectivity):
         noise-free: ``generator`` draws nothing and a ``noise`` tensor is refused.  From a resting state,
         one network on the CPU runs event-driven (``lif_events``; off with ``net.event_driven = False``)."""
         refuse_options(self, {"noise": noise}, "LIF networks are noise-free")
+        check_inputs(inputs, self.W_in.shape[-1], tuple(self.W_rec.shape[:-2]))
         if detach_every is not None and not (isinstance(detach_every, int) and detach_every >= 1):
             raise ValueError(f"detach_every must be an integer >= 1 (or None), got {detach_every!r}")
         if state is None and detach_every is None and lif_events.handles(self, inputs):

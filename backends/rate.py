@@ -18,6 +18,7 @@ import math
 import torch
 
 from neuro.activations import activation, derivative
+from neuro.checks import check_inputs
 from neuro.backends import rate_kernel
 from neuro.connectivity import Connectivity
 from neuro.readout import as_row as _vec, matvec as _matvec, readout as _readout
@@ -304,28 +305,8 @@ class RateNetwork(Connectivity):
         return Trajectory(states=states, rates=rates, outputs=self.readout(rates, p, feedback), extra=extra)
 
     def check_inputs(self, inputs, what: str = "inputs") -> None:
-        """Refuse, in one line, inputs that do not fit: ``[T, B, n_inputs]``, for an ensemble of E members
-        ``[T, E, B, n_inputs]``; checked before any product, so a wrong width is never a matmul error
-        from inside torch (or an out-of-bounds read in the compiled kernel), and an ensemble's
-        inputs without their member axis never pair time steps with members."""
-        n_in, lead = self.W_in.shape[-1], tuple(self.W_rec.shape[:-2])
-        shape = tuple(getattr(inputs, "shape", ()))
-        form = f"[T, {', '.join(map(str, lead))}, B, {n_in}] (one batch per member)" if lead else f"[T, B, {n_in}]"
-        if not torch.is_tensor(inputs) or inputs.dim() < 3:
-            raise ValueError(f"{what} must be a tensor {form}, got "
-                             f"{f'shape {shape}' if torch.is_tensor(inputs) else type(inputs).__name__}")
-        if shape[-1] != n_in:
-            raise ValueError(f"{what} have width {shape[-1]} but the network has n_inputs = {n_in} "
-                             f"({what} must be {form}, got shape {shape})")
-        if lead and math.prod(lead) > 1:
-            x_lead = shape[1:-2]
-            try:
-                fits = len(x_lead) >= len(lead) and torch.broadcast_shapes(x_lead, lead)[-len(lead):] == lead
-            except RuntimeError:
-                fits = False
-            if not fits:
-                raise ValueError(f"{what} of shape {shape} do not fit an ensemble of {math.prod(lead)} "
-                                 f"members ({what} must be {form})")
+        """Refuse, in one line, inputs that do not fit (``neuro.checks.check_inputs``)."""
+        check_inputs(inputs, self.W_in.shape[-1], tuple(self.W_rec.shape[:-2]), what)
 
     def _run_fused(self, inputs, h, noise, p, detach_recurrent, detach_every, feedback):
         """``run`` through ``_Rollout`` on ``[T, E, B, ·]`` views (a single network is E = 1, and

@@ -183,6 +183,20 @@ def test_unknown_or_mistyped_task_and_rule_options(tmp_path, capsys, monkeypatch
 
 # -- the rate backend: inputs of the wrong width ---------------------------------------------------
 
+@pytest.mark.parametrize("event_driven", [True, False])
+def test_wrong_input_width_on_the_lif_backend(event_driven):
+    net = neuro.compile(neuro.models.load("2af_lif").replace(**{"populations[0].size": 8}), "lif")
+    net.event_driven = event_driven
+    cases = [(torch.zeros(5, 2, 4), r"inputs have width 4 but the network has n_inputs = 3 \(inputs must be "
+                                    r"\[T, B, 3\], got shape \(5, 2, 4\)\)"),
+             (torch.zeros(5, 3), r"must be a tensor \[T, B, 3\], got shape \(5, 3\)")]
+    for x, match in cases:
+        with pytest.raises(ValueError, match=match) as info:
+            net.run(x)
+        assert len(str(info.value).splitlines()) == 1
+    assert net.run(torch.ones(5, 2, 3)).outputs.shape == (5, 2, 3)
+
+
 @pytest.mark.parametrize("path", ["float64", "stepwise", "kernel-or-float32"])
 def test_wrong_input_width_on_the_rate_backend(path):
     from neuro.ensemble import Ensemble
