@@ -2,7 +2,7 @@
 
 Both variants start from the same weights (``neuro.init_weights(spec, seed)``) and are
 trained with the same rule, iterations, batches and seed (a rate spec's LIF variant on a finer step at
-a tenth of the learning rate, ``--lif-lr``).  A rate spec's LIF variant runs at a
+3 % of the learning rate, ``--lif-lr``).  A rate spec's LIF variant runs at a
 spiking step, ``--lif-dt`` (default 5 ms): each rate step's input, target and mask are held
 over ``dt / lif_dt`` LIF steps and the weights are mapped as ``neuro.transfer.rate_to_lif``
 maps them (Kim, Li & Sejnowski 2019, λ = 50 Hz per unit rate), so that a neuron is not capped
@@ -42,7 +42,7 @@ TEST_TRIALS = 64
 
 
 LIF_DT = 5.0          # ms: the LIF variant's step when the spec is a rate network (ceiling 200 Hz)
-LIF_LR_FACTOR = 0.1   # a rate spec's finer LIF variant trains at this times the rate variant's lr
+LIF_LR_FACTOR = 0.03  # a rate spec's finer LIF variant trains at this times the rate variant's lr
 LAM = 50.0            # Hz per unit rate of the rate → LIF transfer (Kim, Li & Sejnowski 2019's grid: 20-75)
 NEAR_CEILING = 0.5    # a neuron firing above this fraction of the ceiling "sits near" it
 WARN_FRACTION = 0.1   # warn when more than this fraction of the neurons do
@@ -430,8 +430,8 @@ def save_variant(net, r: dict, kind: str, folder) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="spec file (.toml/.json) or a ready model name, e.g. romo_rate or 2af_lif")
     p.add_argument("--task", default="2af", help=f"one of {neuro.tasks.names()}")
-    p.add_argument("--rule", default="bptt", help="a gradient rule, e.g. bptt or eprop")
-    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--rule", default="eprop", help="a gradient rule, e.g. eprop or bptt")
+    p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--lr", type=float, default=1e-2, help="the rate variant's learning rate (Adam)")
     p.add_argument("--lif-lr", type=float, default=None, help="the LIF variant's learning rate (default: "
                    f"{LIF_LR_FACTOR:g} x --lr for a rate spec's LIF variant on a finer step, else --lr)")

@@ -19,6 +19,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from neuro.compare import default_lif_lr
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
@@ -62,7 +64,7 @@ def compare_command(r: dict) -> str:
     if r.get("substeps", 1) > 1 and r.get("lif_dt_ms") != 5.0:       # a rate spec's default LIF step
         cmd += f" --lif-dt {r['lif_dt_ms']:g}"
     lif_lr = r.get("lif_lr", r["lr"])                 # summaries before lif_lr trained both at lr
-    if lif_lr != (r["lr"] * 0.1 if r.get("substeps", 1) > 1 else r["lr"]):
+    if lif_lr != default_lif_lr(r["lr"], r.get("substeps", 1)):
         cmd += f" --lif-lr {lif_lr:g}"
     return cmd
 

@@ -197,7 +197,7 @@ def test_a_rate_spec_is_compared_with_a_lif_variant_at_a_finer_step():
     spec = neuro.models.load("romo_rate").replace(**{"populations[0].size": 8})
     r = compare(spec, "2af", "bptt", iterations=2, seed=0, progress=False, batch_size=4, test_trials=8, lif_dt=10.0)
     assert (r["dt_ms"], r["lif_dt_ms"], r["substeps"]) == (20.0, 10.0, 2)
-    assert r["lif_lr"] == pytest.approx(0.1 * r["lr"])       # the finer LIF variant's default learning rate
+    assert r["lif_lr"] == pytest.approx(0.03 * r["lr"])      # the finer LIF variant's default learning rate
     lif = r["_nets"]["lif"].spec
     assert lif.dt == 10.0 and lif.neuron.v_th == 1.0        # voltages in units of rate_to_lif's threshold
     assert r["lif"]["firing"]["ceiling_hz"] == 100.0
