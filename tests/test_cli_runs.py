@@ -124,6 +124,15 @@ def test_export_pynn_writes_a_standalone_pynn_script(lif_run, tmp_path, capsys):
     assert "(no description)" not in out and "PyNN" in out
 
 
+@pytest.mark.parametrize("fmt", ["nir", "brian2", "pynn"])
+def test_export_into_a_missing_folder_is_one_line_naming_it(lif_run, tmp_path, capsys, fmt):
+    target = tmp_path / "no" / "such" / f"net.{fmt}"
+    rc, out, err = cli(capsys, "export", lif_run, "--format", fmt, "--out", target)
+    assert rc == 2 and out == "" and not target.parent.exists()
+    assert err.strip().splitlines() == [f"neuro export: error: cannot write {target}: the folder "
+                                        f"{target.parent} does not exist"]
+
+
 def test_export_lava_refuses_a_file_and_reports_its_quantization(lif_run, capsys):
     rc, _, err = cli(capsys, "export", lif_run, "--format", "lava", "--out", "x.lava")
     assert rc == 2 and "--out is refused for lava" in err

@@ -43,6 +43,8 @@ def run(args) -> int:
                          "neuro.export(run.net, 'lava')")
     if fmt != "lava" and (args.precision != "float" or args.weight_bits is not None):
         raise ValueError(f"--precision and --weight-bits apply to lava only (format {fmt} keeps float64 weights)")
+    if args.out is not None and not Path(args.out).parent.is_dir():
+        raise ValueError(f"cannot write {args.out}: the folder {Path(args.out).parent} does not exist")
     net, run_info = resolve(args.network)
     refused, quant_detail = [], None
     if fmt == "nir":
