@@ -41,6 +41,36 @@ def test_a_tiny_study_writes_every_output_and_its_verdicts_follow_the_tests(tmp_
     assert ini.readme_claims(tmp_path) == ini.claims_table(res["claims"])
 
 
+def test_neuro_plot_redraws_a_study_from_its_tables_with_the_same_inputs(tmp_path, monkeypatch):
+    """The figures drawn again from config.json, runs.csv and curves.parquet get what the study gave them."""
+    from neuro.cli import main
+    cfg = ini.Config(tasks={"romo": {"dt": 20.0, "tau": 100.0, "iterations": 12, "criterion": 5e-3}},
+                     gains=[0.2, 1.0], rules=["bptt"], lrs=[3e-3], seeds=2, selection_seeds=[],
+                     floss_rules=[], lyapunov_k=2, window_start=2, n_hidden=8, chunk_size=4)
+    seen = []
+    real = ini._figures
+    monkeypatch.setattr(ini, "_figures", lambda *a: (seen.append(a), real(*a)))
+    ini.study(cfg, tmp_path, progress=False, workers=0)
+    (tmp_path / "learning_curves_romo.png").unlink()
+    assert main(["plot", str(tmp_path)]) == 0
+    assert (tmp_path / "learning_curves_romo.png").stat().st_size > 0
+    (cfg1, _, rows1, stats1, floors1), (cfg2, _, rows2, stats2, floors2) = seen
+    assert cfg1 == cfg2 and floors1 == floors2
+    train = lambda rows: [(r["task"], r["rule"], r["gain"], r["seed"], r["iteration"], r["loss"])
+                          for r in rows if r["stage"] == "train"]
+    a, b = train(rows1), train(rows2)
+    assert [x[:5] for x in a] == [x[:5] for x in b] and len(a) == 2 * 2 * 12
+    np.testing.assert_allclose([x[5] for x in a], [x[5] for x in b], rtol=1e-6)       # float32 in parquet
+    assert len(stats1) == len(stats2) == 4
+    for s1, s2 in zip(stats1, stats2):
+        assert s1.keys() == s2.keys()
+        for k in s1:
+            if isinstance(s1[k], float) and np.isnan(s1[k]):
+                assert np.isnan(s2[k]), k
+            else:
+                assert s1[k] == pytest.approx(s2[k], rel=1e-12) if isinstance(s1[k], float) else s1[k] == s2[k], k
+
+
 def test_the_chance_floor_of_romo_by_hand():
     # per scored step the best input-blind output is the mean target: in the decision window each channel
     # is 0.5 or 0 with probability 1/2 (variance 1/16); outside it the targets are 0

@@ -3,7 +3,8 @@
 A ``neuro train`` folder (``history.csv``) gives ``learning_curve.png`` titled with the run's
 spec, task, rule, backend and dt (read from ``spec.toml`` and ``args.json``); a study or sweep
 folder (``metrics.csv``) gives ``learning_curves.png``; a ``neuro compare`` folder
-(``summary.json``) gives ``compare.png``.  Each figure's data is also written as CSV.
+(``summary.json``) gives ``compare.png``; an initialization study folder (``config.json``, ``runs.csv``,
+``curves.parquet``) gets all its figures again.  Each figure's data is also written as CSV.
 """
 from __future__ import annotations
 
@@ -17,14 +18,19 @@ from neuro import plots
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="a run folder with history.csv (neuro train), metrics.csv (studies, sweeps) or "
-                   "summary.json (neuro compare)")
+    p.add_argument("run", help="a run folder with history.csv (neuro train), metrics.csv (studies, sweeps), "
+                   "summary.json (neuro compare) or curves.parquet (neuro reproduce initialization)")
 
 
 def run(args) -> int:
     folder = Path(args.run)
     if not folder.is_dir():
         raise FileNotFoundError(f"no such run folder: {folder}")
+    if (folder / "curves.parquet").exists() and (folder / "config.json").exists():
+        from neuro.studies.initialization import redraw
+        for path in redraw(folder):
+            print(f"wrote {path}")
+        return 0
     if (folder / "metrics.csv").exists():
         curves = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         with open(folder / "metrics.csv") as fh:

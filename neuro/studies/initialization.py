@@ -189,9 +189,7 @@ def study(cfg: Config, out: Path, progress: bool = True, workers: int | None = N
         rows += r
         runs += meta
     stats = _run_statistics(cfg, rows, runs)
-    floors = {task: chance_floor(_task(cfg, task)) for task in cfg.tasks}
-    floors.update({f"{task} at dt = {cfg.sensitivity_dt:g}": chance_floor(_task(_sensitivity_config(cfg, task), task))
-                   for task in sensitivity_tasks(cfg)})
+    floors = _floors(cfg)
     claims = _claims(cfg, stats, floors)
     elapsed = time.time() - t0
     common.write_rows(out / "runs.csv", stats)
@@ -203,6 +201,50 @@ def study(cfg: Config, out: Path, progress: bool = True, workers: int | None = N
     _figures(cfg, out, rows, stats, floors)
     atomic_write_text(out / "claims.md", _claims_markdown(cfg, claims, floors, floss_lr, elapsed))
     return {"claims": claims, "runs": stats, "seconds": elapsed}
+
+
+def _floors(cfg: Config) -> dict:
+    """Each task's chance floor (and each sensitivity task's at its dt), keyed as the claims read them."""
+    floors = {task: chance_floor(_task(cfg, task)) for task in cfg.tasks}
+    floors.update({f"{task} at dt = {cfg.sensitivity_dt:g}": chance_floor(_task(_sensitivity_config(cfg, task), task))
+                   for task in sensitivity_tasks(cfg)})
+    return floors
+
+
+STAT_TEXT = ("task", "rule", "condition")
+
+
+def redraw(out) -> list[Path]:
+    """Draw the study's figures again from the tables it wrote (``config.json``, ``runs.csv``,
+    ``curves.parquet``): a change of figure style needs no rerun.  Returns the figures' paths."""
+    import csv
+    import pyarrow.parquet as pq
+    out = Path(out)
+    for name in ("config.json", "runs.csv", "curves.parquet"):
+        if not (out / name).is_file():
+            raise FileNotFoundError(f"{out} is not an initialization study folder: no {name}")
+    cfg = Config(**json.loads((out / "config.json").read_text()))
+    rows = pq.read_table(out / "curves.parquet").to_pylist()
+    with open(out / "runs.csv", newline="") as fh:
+        stats = [_typed_stat(r) for r in csv.DictReader(fh)]
+    before = set(out.glob("*.png"))
+    _figures(cfg, out, rows, stats, _floors(cfg))
+    return sorted(set(out.glob("*.png")) | before)
+
+
+def _typed_stat(row: dict) -> dict:
+    """A ``runs.csv`` row with the types ``_run_statistics`` gave it (numbers, ``diverged`` a bool, None)."""
+    typed = {}
+    for k, v in row.items():
+        if k in STAT_TEXT:
+            typed[k] = v
+        elif k == "diverged":
+            typed[k] = v == "True"
+        elif k == "seed":
+            typed[k] = int(v)
+        else:
+            typed[k] = float(v) if v not in ("", None) else None      # the CSV writes None as ""
+    return typed
 
 
 def task_rules(cfg: Config, task: str) -> list:
@@ -612,16 +654,18 @@ def _figures(cfg: Config, out: Path, rows: list, stats: list, floors: dict) -> N
         for suffix, gains in (("", cfg.gains), ("_intermediate", [g for g in cfg.gains if g in PAPER_GAINS])):
             fig, axes = plt.subplots(1, len(rules), figsize=(4.4 * len(rules), 3.6), sharey=True,
                                      squeeze=False)
+            lows = []
             for ax, rule in zip(axes[0], rules):
                 for g in gains:
                     runs = [by.get(("none", task, rule, g, s), []) for s in range(cfg.seeds)]
-                    _band(ax, runs, cfg.window_start, n, colors[g], f"g = {g:g}" + ("" if g in PAPER_GAINS else " (ours)"),
-                          cap=30 * floors[task])
+                    lows.append(_band(ax, runs, cfg.window_start, n, colors[g],
+                                      f"g = {g:g}" + ("" if g in PAPER_GAINS else " (ours)"), cap=30 * floors[task]))
                 ax.set_title(rule_name(cfg, task, rule), fontsize=10)
                 ax.set_xlabel("training iteration")
                 ax.set_yscale("log")
+            _floor_axis(axes[0][0], lows)
             axes[0][0].set_ylabel(f"{task} loss (geometric mean ×/÷ sd, {cfg.seeds} seeds)")
-            axes[0][-1].legend(frameon=False, fontsize=8, loc="upper right")
+            plots.legend_outside(axes[0][-1], fontsize=8)
             fig.suptitle(f"{task}: learning curves from iteration {cfg.window_start}; × = a run diverged (the axis ends at 30 × the "
                          "chance floor)", fontsize=10)
             plots.save(fig, out / f"learning_curves_{task}{suffix}.png")
@@ -629,17 +673,19 @@ def _figures(cfg: Config, out: Path, rows: list, stats: list, floors: dict) -> N
         task = cfg.floss_task
         fig, axes = plt.subplots(len(cfg.floss_rules), len(cfg.gains), figsize=(3.2 * len(cfg.gains),
                                  3.0 * len(cfg.floss_rules)), sharey=True, squeeze=False)
+        lows = []
         for i, rule in enumerate(cfg.floss_rules):
             for ax, g in zip(axes[i], cfg.gains):
                 for cond, color in (("none", "tab:gray"), ("flossed", "tab:red")):
                     runs = [by.get((cond, task, rule, g, s), []) for s in range(cfg.seeds)]
-                    _band(ax, runs, cfg.floss_window_start, cfg.tasks[task]["iterations"], color,
-                          "e-prop" if cond == "none" else "flossing → e-prop", cap=30 * floors[task])
+                    lows.append(_band(ax, runs, cfg.floss_window_start, cfg.tasks[task]["iterations"], color,
+                                      "e-prop" if cond == "none" else "flossing → e-prop", cap=30 * floors[task]))
                 ax.set_title(f"{RULE_NAMES.get(rule, rule).split(' (')[0]} {rule[-7:-1]}, g = {g:g}", fontsize=9)
                 ax.set_yscale("log")
                 ax.set_xlabel("training iteration")
-            axes[i][0].set_ylabel("loss")
-        axes[0][-1].legend(frameon=False, fontsize=8)
+            axes[i][0].set_ylabel(f"{task} loss (geometric mean ×/÷ sd)")
+        _floor_axis(axes[0][0], lows)
+        plots.legend_outside(axes[0][-1], fontsize=8)
         fig.suptitle(f"{task}: e-prop with and without {cfg.floss_steps} steps of local flossing, from iteration "
                      f"{cfg.floss_window_start}", fontsize=10)
         plots.save(fig, out / "flossing.png")
@@ -647,10 +693,18 @@ def _figures(cfg: Config, out: Path, rows: list, stats: list, floors: dict) -> N
     _sensitivity_figure(cfg, out, stats, plt, plots)
 
 
-def _band(ax, runs, start, n, color, label, cap: float | None = None) -> None:
+def _floor_axis(ax, lows, margin: float = 5.0) -> None:
+    """The (shared) loss axis starts ``margin``× below the lowest mean curve, so that a band made wide
+    by one seed far from the others does not squeeze every curve into a corner."""
+    lows = [v for v in lows if np.isfinite(v) and v > 0]
+    if lows:
+        ax.set_ylim(bottom=min(lows) / margin)
+
+
+def _band(ax, runs, start, n, color, label, cap: float | None = None) -> float:
     """Mean ± sd of the runs' loss from ``start``; a diverged run is marked × where it stopped and
     left out of the band after that point (the band then covers fewer runs).  With ``cap`` the axis
-    ends there and anything above it is drawn at the edge."""
+    ends there and anything above it is drawn at the edge.  Returns the lowest point of the mean."""
     a = np.full((len(runs), n), np.nan)
     for i, c in enumerate(runs):
         c = np.asarray(c, dtype=float)
@@ -676,6 +730,7 @@ def _band(ax, runs, start, n, color, label, cap: float | None = None) -> None:
                     alpha=0.18, lw=0)
     if cap and ax.get_ylim()[1] > cap:
         ax.set_ylim(top=cap)
+    return float(np.nanmin(10 ** mean)) if np.isfinite(mean).any() else math.nan
 
 
 def _lyapunov_figure(cfg, out, stats, plt, plots) -> None:
@@ -694,7 +749,7 @@ def _lyapunov_figure(cfg, out, stats, plt, plots) -> None:
         ax.set_title(RULE_NAMES.get(rule, rule), fontsize=10)
         ax.set_xlabel("initial gain g")
     axes[0][0].set_ylabel(f"max Lyapunov exponent (per {cfg.tasks[task]['dt']:g} ms step)")
-    axes[0][-1].legend(frameon=False, fontsize=8)
+    plots.legend_outside(axes[0][-1], fontsize=8)
     fig.suptitle(f"{task}: max Lyapunov exponent before/after training (mean ± sd over seeds)", fontsize=10)
     plots.save(fig, out / "lyapunov_before_after.png")
 
@@ -704,25 +759,31 @@ def _sensitivity_figure(cfg, out, stats, plt, plots) -> None:
     (the e-prop forms differ only where dt < τ)."""
     fig, axes = plt.subplots(1, len(cfg.tasks), figsize=(4.4 * len(cfg.tasks), 3.4), squeeze=False)
     markers = dict(zip(cfg.rules, "osd^v"))
+    colors = dict(zip(cfg.rules, plots.categorical(len(cfg.rules))))     # one colour per rule in every panel
     for ax, task in zip(axes[0], cfg.tasks):
         t = cfg.tasks[task]
         for rule in task_rules(cfg, task):
             v = [_values(stats, task, rule, g) for g in cfg.gains]
             m = [np.mean(x) if np.all(np.isfinite(x)) else np.nan for x in v]
             sd = [np.std(x, ddof=1) if np.all(np.isfinite(x)) else np.nan for x in v]
-            ax.errorbar(cfg.gains, m, yerr=sd, marker=markers[rule], capsize=3, label=rule_name(cfg, task, rule))
+            ax.errorbar(cfg.gains, m, yerr=sd, marker=markers[rule], color=colors[rule], capsize=3,
+                        label=rule_name(cfg, task, rule))
         if task in sensitivity_tasks(cfg):
             scfg, condition = _sensitivity_config(cfg, task), sensitivity_condition(cfg)
             for rule in task_rules(scfg, task):
                 v = [_values(stats, task, rule, g, condition) for g in scfg.gains]
                 m = [np.mean(x) if len(x) and np.all(np.isfinite(x)) else np.nan for x in v]
                 sd = [np.std(x, ddof=1) if len(x) > 1 and np.all(np.isfinite(x)) else np.nan for x in v]
-                ax.errorbar(scfg.gains, m, yerr=sd, marker=markers[rule], mfc="none", ls="--", capsize=3,
-                            label=f"{RULE_NAMES.get(rule, rule)}, dt = {cfg.sensitivity_dt:g} ms")
+                ax.errorbar(scfg.gains, m, yerr=sd, marker=markers[rule], color=colors[rule], mfc="none", ls="--",
+                            capsize=3, label=f"{RULE_NAMES.get(rule, rule)}, dt = {cfg.sensitivity_dt:g} ms")
         ax.set_title(f"{task}: dt/τ = {t['dt'] / t['tau']:.2g} (α = {1 - t['dt'] / t['tau']:.2g})", fontsize=10)
         ax.set_xlabel("initial gain g")
     axes[0][0].set_ylabel(f"mean log10 loss from iteration {cfg.window_start}")
-    axes[0][-1].legend(frameon=False, fontsize=7)
+    handles = {}
+    for ax in axes[0]:                   # every panel's entries, once each: panels differ in their rules
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    plots.legend_outside(axes[0][-1], handles=list(handles.values()), labels=list(handles), fontsize=7)
     fig.suptitle("Sensitivity: rule and e-prop form × dt/τ (open markers, dashed: the task again at dt = "
                  f"{cfg.sensitivity_dt:g} ms; missing point = a seed diverged)" if sensitivity_tasks(cfg) else
                  "Sensitivity: rule and e-prop form × dt/τ (missing point = a seed diverged)", fontsize=10)
