@@ -102,7 +102,41 @@ def onchip(table: str) -> str:
     return readme_tables(results_file("onchip", "summary.csv").parent)[table]
 
 
-TABLES = {"quantization-accuracy": quantization_accuracy, "compare": compare_results,
+def reward_seeds() -> str:
+    """Each reward condition's seeds: % correct in the first → last 500 trials (``seeds.csv``)."""
+    rows = list(csv.DictReader(open(results_file("reward", "seeds.csv"), newline="")))
+    runs = defaultdict(dict)
+    for r in rows:
+        label = f"{r['task']} / {r['rule']}" + (f" ({r['backend']})" if r["backend"] != "rate" else "")
+        runs[(label, r["trials"])][int(r["seed"])] = \
+            f"{100 * float(r['first_correct']):.0f} → {100 * float(r['last_correct']):.0f}"
+    n = max(max(s) for s in runs.values()) + 1
+    lines = ["| condition | trials | " + " | ".join(f"seed {s}" for s in range(n)) + " |", "|---" * (n + 2) + "|"]
+    for (label, trials), seeds in runs.items():
+        lines.append(f"| {label} | {trials} | " + " | ".join(seeds.get(s, "") for s in range(n)) + " |")
+    return "\n".join(lines)
+
+
+def reward_summary() -> str:
+    """Each reward condition: % correct in the last 500 trials (mean ± std over seeds, and each seed's)
+    and trials to 80 % correct (``summary.csv``, ``seeds.csv``)."""
+    seeds = defaultdict(list)
+    for r in csv.DictReader(open(results_file("reward", "seeds.csv"), newline="")):
+        seeds[(r["task"], r["rule"], r["backend"])].append(f"{100 * float(r['last_correct']):.0f}")
+    lines = ["| task | rule | backend | seeds × trials | % correct, last 500 trials (each seed) | "
+             "trials to 80 % (running 200; seeds that got there) |", "|---|---|---|---|---|---|"]
+    for r in csv.DictReader(open(results_file("reward", "summary.csv"), newline="")):
+        key = (r["task"], r["rule"], r["backend"])
+        correct = f"{100 * float(r['final_correct_mean']):.1f} ± {100 * float(r['final_correct_std']):.1f}"
+        to80 = (f"{float(r['trials_to_80_mean']):.0f} ± {float(r['trials_to_80_std']):.0f}"
+                if r["trials_to_80_mean"] not in ("", "nan") else "never")
+        lines.append(f"| {r['task']} | {r['rule']} | {r['backend']} | {r['seeds']} × {r['trials']} | {correct} "
+                     f"({', '.join(seeds[key])}) | {to80} ({r['reached_80']}) |")
+    return "\n".join(lines)
+
+
+TABLES = {"quantization-accuracy": quantization_accuracy, "compare": compare_results, "reward-seeds": reward_seeds,
+          "reward-summary": reward_summary,
           "onchip-runs": lambda: onchip("runs"), "onchip-claims": lambda: onchip("claims")}
 
 
@@ -122,8 +156,13 @@ def render(text: str) -> str:
 
 
 def pages() -> list[Path]:
-    """README.md and the documentation pages (``docs/*.md``): wherever a generated table sits."""
-    return [README] + sorted((ROOT / "docs").glob("*.md"))
+    """README.md and the documentation pages (``docs/*.md``, ``docs/*/README.md``): wherever a generated
+    table sits."""
+    return [README] + sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "docs").glob("*/README.md"))
+
+
+def _label(page: Path) -> str:
+    return str(page.relative_to(ROOT)) if page.is_relative_to(ROOT) else page.name
 
 
 def main(argv=None) -> int:
@@ -138,11 +177,11 @@ def main(argv=None) -> int:
             continue
         new = render(text)
         if a.check:
-            stale += [f"{page.name}: {n}" for (n, old), (_, fresh) in zip(blocks(text), blocks(new))
+            stale += [f"{_label(page)}: {n}" for (n, old), (_, fresh) in zip(blocks(text), blocks(new))
                       if old.strip() != fresh.strip()]
         elif new != text:
             page.write_text(new)
-        done += [f"{page.name}: {n}" for n in names]
+        done += [f"{_label(page)}: {n}" for n in names]
     if stale:
         print(f"stale tables: {', '.join(stale)}; run python scripts/readme_tables.py", file=sys.stderr)
         return 1

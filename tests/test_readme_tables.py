@@ -13,7 +13,7 @@ BLOCKS = [(page.name, name, current) for page in tables.pages() for name, curren
 
 
 def test_the_pages_have_generated_tables():
-    assert {name for _, name, _ in BLOCKS} >= {"quantization-accuracy", "compare"}
+    assert {name for _, name, _ in BLOCKS} >= {"quantization-accuracy", "compare", "reward-seeds", "reward-summary"}
 
 
 @pytest.mark.parametrize("page, name, current", BLOCKS)
@@ -46,7 +46,8 @@ def test_the_quantization_table_is_read_from_the_metrics(tmp_path, monkeypatch):
 def test_check_names_a_stale_table(tmp_path, monkeypatch, capsys):
     copies = []
     for page in tables.pages():                      # the pages as committed, one made stale
-        copy = tmp_path / page.name
+        copy = tmp_path / page.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
         text = page.read_text()
         if "<!-- table:quantization-accuracy -->" in text:
             text, stale = text.replace("| 8 | ", "| 8 | 9.999 / ", 1), page.name
@@ -56,3 +57,19 @@ def test_check_names_a_stale_table(tmp_path, monkeypatch, capsys):
     assert tables.main(["--check"]) == 1
     assert f"{stale}: quantization-accuracy" in capsys.readouterr().err
     assert tables.main([]) == 0 and tables.main(["--check"]) == 0
+
+
+def test_the_reward_tables_agree_with_each_other():
+    # summary.csv's mean (the study's own histories) against seeds.csv's seeds (recounted from trials.csv)
+    import csv
+    seeds = {}
+    for r in csv.DictReader(open(tables.results_file("reward", "seeds.csv"))):
+        seeds.setdefault((r["task"], r["rule"], r["backend"]), []).append(float(r["last_correct"]))
+    summary = list(csv.DictReader(open(tables.results_file("reward", "summary.csv"))))
+    assert len(summary) == len(seeds) >= 5
+    for r in summary:
+        last = seeds[(r["task"], r["rule"], r["backend"])]
+        assert len(last) == int(r["seeds"])
+        assert float(r["final_correct_mean"]) == pytest.approx(sum(last) / len(last), abs=1e-9)
+    text = tables.reward_summary()
+    assert "| 2af | reinforce | rate | 5 × 15000 | " in text

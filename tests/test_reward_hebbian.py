@@ -193,3 +193,12 @@ def test_graded_error_reward_is_miconis_mean_absolute_error_over_the_decision_pe
     np.testing.assert_allclose(rule.graded_reward(z, trials).numpy(), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="reward"):
         RewardHebbian(reward="graded")
+
+
+def test_the_reward_studys_seed_table_counts_each_seeds_first_and_last_trials():
+    from neuro.studies.reward import per_seed
+    pattern = {0: [0] * 500 + [1] * 200 + [1] * 500, 1: [1] * 100 + [0] * 400 + [0] * 450 + [1] * 50}
+    rows = [{"task": "xor", "rule": "reinforce", "backend": "rate", "seed": s, "trial": i, "correct": c}
+            for s, cs in pattern.items() for i, c in enumerate(cs)]
+    got = {r["seed"]: (r["trials"], r["first_correct"], r["last_correct"]) for r in per_seed(rows)}
+    assert got == {0: (1200, 0.0, 1.0), 1: (1000, 0.2, 0.1)}

@@ -1,10 +1,12 @@
-"""``neuro reproduce reward``: learning from reward alone (the review's Sect. 4).
+"""``neuro reproduce reward``: learning from reward alone — REINFORCE with a value network (Song,
+Yang & Wang 2017) and reward-modulated Hebbian learning (Miconi 2017) on 2AF and delayed XOR.
 
 Trains networks with Miconi 2017's reward-modulated Hebbian rule and with
 REINFORCE + value network (Song, Yang & Wang 2017) on 2AF and on delayed XOR
 (Miconi's delayed non-match-to-sample), several seeds each, and the Hebbian
 rule on 2AF on the LIF backend too; writes into the run folder: ``trials.csv``
 (one row per trial: reward, baseline, value prediction, correct),
+``seeds.csv`` (each seed's % correct in its first and last 500 trials),
 ``summary.csv`` / ``summary.md`` (final % correct and trials to 80 % correct,
 mean ± std over seeds), ``learning_curves.png`` and ``rewards_baselines.png``
 (per-trial reward, running baseline R̄ and value prediction of one seed).
@@ -66,6 +68,9 @@ def _spec(n_inputs, n_actions, size, dt, tau, noise, readout_trainable=True):
             tau=tau, activation="tanh", noise_std=noise))],
         recurrent=neuro.spec.ConnectionSpec(gain=1.5 if not readout_trainable else 1.0),
         readout=neuro.spec.ConnectionSpec(init="uniform", bias=readout_trainable, trainable=readout_trainable))
+
+
+SEED_WINDOW = 500     # trials: each seed's first and last window in seeds.csv
 
 
 def conditions(quick: bool) -> list[dict]:
@@ -185,10 +190,22 @@ def study(conds: list[dict], seeds: int, out: Path, progress: bool = True, worke
         curves[key] = {"fraction correct": [_running(h.correct, 200) for h in histories]}
         example[key] = histories[0]
         common.write_rows(out / "trials.csv", rows)
+        common.write_rows(out / "seeds.csv", per_seed(rows))
         common.write_rows(out / "summary.csv", summary)
     atomic_write_text(out / "summary.md", _markdown(summary))
     _plots(curves, example, out)
     return summary
+
+
+def per_seed(rows, window: int = SEED_WINDOW) -> list[dict]:
+    """One row per (task, rule, backend, seed) of ``trials.csv``'s rows: its trials and the % correct in
+    its first and last ``window`` trials (the table in docs/reward/README.md is generated from these)."""
+    runs = {}
+    for r in rows:
+        runs.setdefault((r["task"], r["rule"], r["backend"], int(r["seed"])), []).append(float(r["correct"]))
+    return [{"task": t, "rule": rule, "backend": b, "seed": s, "trials": len(c),
+             "first_correct": float(np.mean(c[:window])), "last_correct": float(np.mean(c[-window:]))}
+            for (t, rule, b, s), c in runs.items()]
 
 
 def _running(x, w):
