@@ -48,7 +48,7 @@ def test_the_chips_rule_with_exact_constants_is_the_torch_eprop_update(changes):
     assert _rel(-out["dW"] / 1e-3, G) < 1e-9
     # the host's loss is the task's loss
     net = neuro.compile(spec, "lif", w, dtype=torch.float64)
-    assert out["loss"] == pytest.approx(float(task.loss(net.run(batch.inputs).outputs, batch)), rel=1e-12)
+    assert out["loss"] == pytest.approx(float(task.loss(net.run(batch.inputs).outputs, batch).detach()), rel=1e-12)
 
 
 def test_lavas_literals_and_online_writes_are_the_measured_approximations():
