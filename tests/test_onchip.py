@@ -199,7 +199,7 @@ def test_step_error_and_loss_are_the_tasks_loss_and_its_gradient():
     np.testing.assert_allclose(ours, g, atol=1e-15)
     total = sum(step_loss(task.kind, y[t, 0].detach().numpy(), batch.targets[t, 0].item(), float(batch.mask[t, 0]),
                           norm) for t in range(y.shape[0]))
-    assert total == pytest.approx(float(loss), rel=1e-12)
+    assert total == pytest.approx(float(loss.detach()), rel=1e-12)
 
 
 def test_lava_literals_are_multiples_of_two_to_the_minus_7():
