@@ -62,6 +62,12 @@ def legend_outside(ax, title: str | None = None, **kwargs):
     return ax.legend(title=title, **kwargs)
 
 
+def line_handle(**style):
+    """A legend entry for a line style that no single trace carries (e.g. "target: thick, pale")."""
+    from matplotlib.lines import Line2D
+    return Line2D([], [], **style)
+
+
 def mark_diverged(ax, x, color, label: str | None = None):
     """An ``×`` at the top edge of ``ax`` above ``x``, annotated "diverged": a run whose values became
     non-finite or left the axis there is marked, never silently missing."""

@@ -463,19 +463,24 @@ def _have_pyarrow() -> bool:
         return False
 
 
-def write_table(stem: Path, rows: list[dict]) -> Path:
-    """``stem.parquet`` if pyarrow is installed, else ``stem.csv`` (floats written exactly); atomic."""
-    columns = {c: [r[c] for r in rows] for c in COLUMNS}
+def write_table(stem: Path, rows: list[dict], columns=COLUMNS, float32=(), compression: str | None = None) -> Path:
+    """``stem.parquet`` if pyarrow is installed (the ``float32`` columns stored in single precision), else
+    ``stem.csv`` (floats written exactly); atomic.  The one place that writes parquet."""
+    data = {c: [r[c] for r in rows] for c in columns}
     if _have_pyarrow():
         import pyarrow as pa
         import pyarrow.parquet as pq
+        table = pa.table(data)
+        if float32:
+            table = table.cast(pa.schema([(c, pa.float32() if c in float32 else table.schema.field(c).type)
+                                          for c in columns]))
         buf = io.BytesIO()
-        pq.write_table(pa.table(columns), buf)
+        pq.write_table(table, buf, **({"compression": compression} if compression else {}))
         path = stem.with_suffix(".parquet")
         atomic_write_bytes(path, buf.getvalue())
         return path
     path = stem.with_suffix(".csv")
-    atomic_write_text(path, _csv(rows, COLUMNS))
+    atomic_write_text(path, _csv(rows, columns))
     return path
 
 
@@ -487,7 +492,7 @@ def read_table(path) -> list[dict]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
         return pq.read_table(path).to_pylist()
-    types = {"gain": float, "lr": float, "seed": int, "iteration": int, "loss": float, "accuracy": float}
+    types = {"gain": float, "lr": float, "seed": int, "iteration": int, "loss": float, "accuracy": float}   # others: str
     with open(path, newline="") as fh:
         return [{k: types.get(k, str)(v) for k, v in r.items()} for r in csv.DictReader(fh)]
 

@@ -26,7 +26,7 @@ def run(args) -> int:
     folder = Path(args.run)
     if not folder.is_dir():
         raise FileNotFoundError(f"no such run folder: {folder}")
-    if (folder / "curves.parquet").exists() and (folder / "config.json").exists():
+    if (folder / "config.json").exists() and any((folder / f"curves.{x}").exists() for x in ("parquet", "csv")):
         from neuro.studies.initialization import redraw
         for path in redraw(folder):
             print(f"wrote {path}")

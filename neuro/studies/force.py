@@ -251,14 +251,13 @@ def plot(rows: list[dict], traces: dict, cfg: Config, out: Path) -> None:
             ax.plot(t, targets[:, j], color=plots.TARGET_COLOR if k == 1 else colors[j], lw=3.5, alpha=0.35)
             ax.plot(t, outputs[:, j], color=colors[j], lw=1, label=f"output {j + 1}" if k > 1 else None)
         # one legend entry per output (its colour), and one per line style
-        from matplotlib.lines import Line2D
         handles, labels = ax.get_legend_handles_labels()
         if k > 1:
-            handles += [Line2D([], [], color="0.4", lw=3.5, alpha=0.35), Line2D([], [], color="0.2", lw=1)]
+            handles += [plots.line_handle(color="0.4", lw=3.5, alpha=0.35), plots.line_handle(color="0.2", lw=1)]
             labels += ["target (thick, pale)", "network, learning off"]
         else:
-            handles += [Line2D([], [], color=plots.TARGET_COLOR, lw=3.5, alpha=0.35),
-                        Line2D([], [], color=colors[0], lw=1)]
+            handles += [plots.line_handle(color=plots.TARGET_COLOR, lw=3.5, alpha=0.35),
+                        plots.line_handle(color=colors[0], lw=1)]
             labels += ["target", "network, learning off"]
         plots.legend_outside(ax, handles=handles, labels=labels)
         ax.set(xlabel="time in the test (ms)", ylabel="output z (a.u.)" if k == 1 else "outputs z (a.u.)",

@@ -212,24 +212,26 @@ def _floors(cfg: Config) -> dict:
 
 
 STAT_TEXT = ("task", "rule", "condition")
+CURVE_COLUMNS = ("condition", "stage", "task", "rule", "gain", "lr", "seed", "iteration", "loss", "accuracy")
 
 
 def redraw(out) -> list[Path]:
     """Draw the study's figures again from the tables it wrote (``config.json``, ``runs.csv``,
-    ``curves.parquet``): a change of figure style needs no rerun.  Returns the figures' paths."""
+    ``curves.parquet`` or ``curves.csv``): a change of figure style needs no rerun.  Returns the
+    figures' paths."""
     import csv
-    import pyarrow.parquet as pq
     out = Path(out)
-    for name in ("config.json", "runs.csv", "curves.parquet"):
-        if not (out / name).is_file():
+    curves_file = next((p for p in (out / "curves.parquet", out / "curves.csv") if p.is_file()), None)
+    for name, present in (("config.json", (out / "config.json").is_file()), ("runs.csv", (out / "runs.csv").is_file()),
+                          ("curves.parquet (or curves.csv)", curves_file is not None)):
+        if not present:
             raise FileNotFoundError(f"{out} is not an initialization study folder: no {name}")
     cfg = Config(**json.loads((out / "config.json").read_text()))
-    rows = pq.read_table(out / "curves.parquet").to_pylist()
+    rows = sweep.read_table(curves_file)
     with open(out / "runs.csv", newline="") as fh:
         stats = [_typed_stat(r) for r in csv.DictReader(fh)]
-    before = set(out.glob("*.png"))
     _figures(cfg, out, rows, stats, _floors(cfg))
-    return sorted(set(out.glob("*.png")) | before)
+    return sorted(out.glob("*.png"))
 
 
 def _typed_stat(row: dict) -> dict:
@@ -625,17 +627,7 @@ def readme_claims(results: Path) -> str:
 def _write_curves(stem: Path, rows: list) -> None:
     """Every iteration of every evaluation run, and every 10th of the lr-selection runs."""
     keep = [r for r in rows if r["stage"] == "train" or r["iteration"] % 10 == 0]
-    columns = ("condition", "stage", "task", "rule", "gain", "lr", "seed", "iteration", "loss", "accuracy")
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        common.write_rows(stem.with_suffix(".csv"), [{c: r[c] for c in columns} for r in keep])
-        return
-    table = pa.table({c: ([r[c] for r in keep]) for c in columns})
-    table = table.cast(pa.schema([(c, pa.float32() if c in ("loss", "accuracy") else table.schema.field(c).type)
-                                  for c in columns]))
-    pq.write_table(table, stem.with_suffix(".parquet"), compression="zstd")
+    sweep.write_table(stem, keep, columns=CURVE_COLUMNS, float32=("loss", "accuracy"), compression="zstd")
 
 
 def _figures(cfg: Config, out: Path, rows: list, stats: list, floors: dict) -> None:
