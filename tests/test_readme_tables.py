@@ -73,3 +73,12 @@ def test_the_reward_tables_agree_with_each_other():
         assert float(r["final_correct_mean"]) == pytest.approx(sum(last) / len(last), abs=1e-9)
     text = tables.reward_summary()
     assert "| 2af | reinforce | rate | 5 × 15000 | " in text
+
+
+def test_the_reward_docs_collapse_numbers_are_the_seeds_files():
+    import csv
+    solved = [int(r["trials_to_99"]) for r in csv.DictReader(open(tables.results_file("reward", "seeds.csv")))
+              if (r["task"], r["rule"], r["backend"]) == ("2af", "reinforce", "rate")]
+    span = f"{min(solved)}–{max(solved)}"
+    for page in ("docs/studies.md", "docs/reward/README.md"):
+        assert f"by trial {span}" in " ".join((ROOT / page).read_text().split()), page

@@ -200,5 +200,7 @@ def test_the_reward_studys_seed_table_counts_each_seeds_first_and_last_trials():
     pattern = {0: [0] * 500 + [1] * 200 + [1] * 500, 1: [1] * 100 + [0] * 400 + [0] * 450 + [1] * 50}
     rows = [{"task": "xor", "rule": "reinforce", "backend": "rate", "seed": s, "trial": i, "correct": c}
             for s, cs in pattern.items() for i, c in enumerate(cs)]
-    got = {r["seed"]: (r["trials"], r["first_correct"], r["last_correct"]) for r in per_seed(rows)}
-    assert got == {0: (1200, 0.0, 1.0), 1: (1000, 0.2, 0.1)}
+    got = {r["seed"]: (r["trials"], r["first_correct"], r["last_correct"], r["trials_to_99"])
+           for r in per_seed(rows)}
+    # seed 0: the first 200-trial window with 198 correct (99 %) holds trials 499-698 (1-based); seed 1 never
+    assert got == {0: (1200, 0.0, 1.0, 698), 1: (1000, 0.2, 0.1, None)}

@@ -197,15 +197,23 @@ def study(conds: list[dict], seeds: int, out: Path, progress: bool = True, worke
     return summary
 
 
-def per_seed(rows, window: int = SEED_WINDOW) -> list[dict]:
-    """One row per (task, rule, backend, seed) of ``trials.csv``'s rows: its trials and the % correct in
-    its first and last ``window`` trials (the table in docs/reward/README.md is generated from these)."""
+def per_seed(rows, window: int = SEED_WINDOW, solved: float = 0.99, solved_window: int = 200) -> list[dict]:
+    """One row per (task, rule, backend, seed) of ``trials.csv``'s rows: its trials, the % correct in
+    its first and last ``window`` trials (the table in docs/reward/README.md is generated from these),
+    and ``trials_to_99``: the last trial of the first ``solved_window`` trials at >= ``solved`` correct
+    (empty if none), when a run that stops at a criterion, as Song, Yang & Wang's code does, would have
+    stopped at the latest."""
     runs = {}
     for r in rows:
         runs.setdefault((r["task"], r["rule"], r["backend"], int(r["seed"])), []).append(float(r["correct"]))
-    return [{"task": t, "rule": rule, "backend": b, "seed": s, "trials": len(c),
-             "first_correct": float(np.mean(c[:window])), "last_correct": float(np.mean(c[-window:]))}
-            for (t, rule, b, s), c in runs.items()]
+    out = []
+    for (t, rule, b, s), c in runs.items():
+        running = np.convolve(c, np.ones(solved_window) / solved_window, mode="valid")
+        hit = np.nonzero(running >= solved - 1e-12)[0]
+        out.append({"task": t, "rule": rule, "backend": b, "seed": s, "trials": len(c),
+                    "first_correct": float(np.mean(c[:window])), "last_correct": float(np.mean(c[-window:])),
+                    "trials_to_99": int(hit[0] + solved_window) if len(hit) else None})
+    return out
 
 
 def _running(x, w):
