@@ -210,7 +210,7 @@ def _reward(backend, name, **options):
     before = {k: v.detach().clone() for k, v in net.effective().items()}
     history = neuro.rules.get(name, **options).fit(net, env, iterations=3, seed=0, progress=False)
     assert len(history) == 3 and all(math.isfinite(x) for x in history.loss)
-    return max(float((net.effective()[k] - before[k]).abs().max()) for k in before)
+    return max(float((net.effective()[k] - before[k]).detach().abs().max()) for k in before)
 
 
 def check_reward_hebbian(backend):
