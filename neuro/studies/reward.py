@@ -56,6 +56,7 @@ import numpy as np
 
 import neuro
 from neuro.io import atomic_write_text
+from neuro.rules.reward_hebbian import RewardHistory
 from neuro.studies import common
 
 EASY_2AF = dict(timing={"fixation": 100, "stimulus": 300, "decision": 300}, cohs=[25.6, 51.2], sigma=0.1)
@@ -208,11 +209,10 @@ def per_seed(rows, window: int = SEED_WINDOW, solved: float = 0.99, solved_windo
         runs.setdefault((r["task"], r["rule"], r["backend"], int(r["seed"])), []).append(float(r["correct"]))
     out = []
     for (t, rule, b, s), c in runs.items():
-        running = np.convolve(c, np.ones(solved_window) / solved_window, mode="valid")
-        hit = np.nonzero(running >= solved - 1e-12)[0]
+        h = RewardHistory(correct=c)
         out.append({"task": t, "rule": rule, "backend": b, "seed": s, "trials": len(c),
-                    "first_correct": float(np.mean(c[:window])), "last_correct": float(np.mean(c[-window:])),
-                    "trials_to_99": int(hit[0] + solved_window) if len(hit) else None})
+                    "first_correct": float(np.mean(c[:window])), "last_correct": h.fraction_correct(window),
+                    "trials_to_99": h.trials_to_criterion(solved, solved_window)})
     return out
 
 
